@@ -1,0 +1,1 @@
+"""The admin CLI (`iskra …`): an edge like the API, for operators."""

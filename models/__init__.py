@@ -1,0 +1,1 @@
+"""The state: tables, sessions, domain operations and storage. Imports neither web nor workers."""

@@ -1,0 +1,118 @@
+"""One typed settings object, read from the environment once and passed in."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+# Placeholder secrets for development; production refuses to start with them.
+DEV_PLACEHOLDER = "development-only-insecure-secret-change-me"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; names are part of the interface (SPEC §10)."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/iskra"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    celery_broker_url: str | None = None
+    # Prefixes every Redis key (rate limits, Celery queues): deployments or test runs can share one Redis.
+    redis_key_prefix: str = ""
+    database_pool_size: int = 10
+
+    data_dir: Path = Field(default=Path(".data"), alias="ISKRA_DATA_DIR")
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_local_root: Path | None = None
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "iskra-media"
+    s3_region: str = "us-east-1"
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: SecretStr | None = None
+    signing_secret: SecretStr = SecretStr(DEV_PLACEHOLDER)
+    signed_url_ttl_seconds: int = 3600
+
+    auth_mode: Literal["clerk", "dev"] = "dev"
+    dev_jwt_secret: SecretStr = SecretStr(DEV_PLACEHOLDER)
+    clerk_jwt_issuer_domain: str | None = None
+    clerk_jwks_url: str | None = None
+    jwt_audience: str = "convex"
+    jwt_authorized_parties: CommaList = ()
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=60)
+    jwks_cache_seconds: int = 600
+    jwks_refetch_cooldown_seconds: int = 30
+
+    trusted_proxy_count: int = Field(default=0, ge=0)
+    rate_limit_fail_open: bool = True
+    cors_allowed_origins: CommaList = ("http://localhost:3000",)
+    port: int = 8000
+    flower_basic_auth: SecretStr | None = None
+
+    max_image_pixels: int = 100_000_000
+    max_dimension: int = 10_000
+    max_video_seconds: float = 7200.0
+    max_projects_per_user: int = 100
+    max_elements_per_project: int = 1000
+    max_project_state_bytes: int = 2 * 1024 * 1024
+    import_allow_http: bool = False
+    # Only for tests that serve the remote file from this machine; never in production.
+    import_allow_loopback: bool = False
+    import_timeout_seconds: float = 30.0
+    stuck_asset_minutes: int = 15
+    max_processing_attempts: int = 3
+    abandoned_upload_grace_minutes: int = 60
+    project_thumbnail_debounce_seconds: float = 5.0
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("jwt_authorized_parties", "cors_allowed_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment != "production":
+            return self
+        if self.auth_mode == "dev":
+            raise ValueError("AUTH_MODE=dev is refused when ENVIRONMENT=production")
+        if self.signing_secret.get_secret_value() == DEV_PLACEHOLDER:
+            raise ValueError("SIGNING_SECRET must be set in production")
+        if self.import_allow_loopback or self.import_allow_http:
+            raise ValueError("IMPORT_ALLOW_LOOPBACK/IMPORT_ALLOW_HTTP are refused in production")
+        return self
+
+    @model_validator(mode="after")
+    def _clerk_needs_issuer(self) -> Settings:
+        if self.auth_mode == "clerk" and not self.clerk_jwt_issuer_domain:
+            raise ValueError("AUTH_MODE=clerk needs CLERK_JWT_ISSUER_DOMAIN")
+        return self
+
+    @property
+    def broker_url(self) -> str:
+        return self.celery_broker_url or self.redis_url
+
+    @property
+    def jwks_url(self) -> str:
+        if self.clerk_jwks_url:
+            return self.clerk_jwks_url
+        return f"{(self.clerk_jwt_issuer_domain or '').rstrip('/')}/.well-known/jwks.json"
+
+    @property
+    def local_storage_root(self) -> Path:
+        return self.storage_local_root or self.data_dir / "media"
+
+
+def generate_secret() -> str:
+    """A fresh random secret for development stacks."""
+    return secrets.token_urlsafe(32)

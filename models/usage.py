@@ -1,0 +1,52 @@
+"""What a user has used of their plan: storage, monthly generations and the billing cycle."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from models.plans import get_plan
+from models.tables import User
+from models.users import StorageUsage
+
+
+@dataclass(frozen=True)
+class GenerationUsage:
+    used: int
+    limit: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used)
+
+    @property
+    def percentage(self) -> float:
+        return round(100.0 * self.used / self.limit, 2) if self.limit else 100.0
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    storage: StorageUsage
+    images: GenerationUsage
+    videos: GenerationUsage
+    cycle_start: datetime
+    cycle_end: datetime
+
+    def days_until_reset(self, now: datetime | None = None) -> int:
+        seconds = (self.cycle_end - (now or datetime.now(UTC))).total_seconds()
+        return max(0, math.ceil(seconds / 86_400))
+
+
+def usage_report(session: Session, user: User) -> UsageReport:
+    """The user's usage against their plan, as of their row in this session."""
+    plan = get_plan(session, user.tier)
+    return UsageReport(
+        storage=StorageUsage(used_bytes=user.storage_used_bytes, quota_bytes=plan.storage_quota_bytes),
+        images=GenerationUsage(used=user.images_used_in_period, limit=plan.images_per_period),
+        videos=GenerationUsage(used=user.videos_used_in_period, limit=plan.videos_per_period),
+        cycle_start=user.billing_cycle_start,
+        cycle_end=user.billing_cycle_end,
+    )

@@ -1,0 +1,69 @@
+"""Real child processes for end-to-end tests: Celery workers (and others) configured from Settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from models.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process build exactly these settings."""
+    env = {key: value for key, value in os.environ.items() if key.isupper()}
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, tuple):
+            value = ",".join(value)
+        env[(field.alias or name).upper()] = str(value)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
+    """Run `command` for the duration of the block; stop it with SIGTERM, then SIGKILL."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def worker_command(queues: str, concurrency: int = 1, pool: str = "prefork") -> list[str]:
+    return [
+        str(BIN / "celery"), "-A", "workers.app", "worker", "-Q", queues, "-P", pool,
+        "-c", str(concurrency), "-E", "--without-mingle", "--without-gossip", "-l", "info",
+        "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+    ]  # fmt: skip
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 30, interval: float = 0.1) -> object:
+    """Poll `condition` until it returns something truthy; fail the test when time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

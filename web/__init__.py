@@ -1,0 +1,1 @@
+"""The HTTP edge: create_app(settings), blueprints per resource, auth, rate limits, error mapping."""

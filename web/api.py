@@ -1,0 +1,26 @@
+"""The versioned API: one parent blueprint that authenticates every request under /v1."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g
+
+from models.errors import Unauthorized
+from web.auth import bearer_token
+from web.services import services
+from web.views import me
+
+
+def _authenticate() -> None:
+    token = bearer_token()
+    if token is None:
+        raise Unauthorized("Send `Authorization: Bearer <token>`.")
+    g.identity = services().authenticator.verify(token)
+
+
+def make_v1() -> Blueprint:
+    """A fresh /v1 blueprint with every resource registered under it."""
+    v1 = Blueprint("v1", __name__, url_prefix="/v1")
+    v1.before_request(_authenticate)
+    for resource in (me,):
+        v1.register_blueprint(resource.bp)
+    return v1

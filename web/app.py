@@ -1,0 +1,63 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import redis
+from flask import Flask
+from flask_cors import CORS
+
+from models import taskqueue
+from models.db import make_engine, make_sessionmaker
+from models.logs import configure_logging
+from models.settings import Settings
+from web.api import make_v1
+from web.auth import Authenticator
+from web.db import register_session_teardown
+from web.errors import register_error_handlers
+from web.openapi import register_openapi
+from web.requestid import register_request_id
+from web.services import Services
+from web.views import health
+
+EXPOSED_HEADERS = [
+    "ETag",
+    "Location",
+    "Retry-After",
+    "X-Request-ID",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Period",
+    "RateLimit-Policy",
+    "RateLimit",
+]
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Flask:
+    """Build the API for `settings`; nothing connects until a request needs it."""
+    configure_logging(settings)
+    app = Flask("iskra")
+    app.config.update(MAX_FORM_MEMORY_SIZE=64 * 1024, JSON_SORT_KEYS=False)
+    engine = make_engine(settings)
+    app.extensions["iskra"] = services or Services(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        celery=taskqueue.make_client(settings),
+        authenticator=Authenticator(settings),
+        redis=redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
+    )
+    CORS(
+        app,
+        origins=list(settings.cors_allowed_origins),
+        expose_headers=EXPOSED_HEADERS,
+        allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        max_age=600,
+    )
+    register_request_id(app)
+    register_error_handlers(app)
+    register_session_teardown(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(make_v1())
+    register_openapi(app)
+    return app

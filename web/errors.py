@@ -1,0 +1,47 @@
+"""The one mapping from refusals and failures to RFC 9457 problem+json responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from flask import Flask, Response, json
+from werkzeug.exceptions import HTTPException
+
+from models.errors import DomainError
+
+PROBLEM_TYPE = "application/problem+json"
+log = structlog.get_logger(__name__)
+
+
+def problem(status: int, type_: str, title: str, detail: str | None = None, **extra: Any) -> Response:
+    """A problem+json response; `type` is a stable slug the frontend switches on."""
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return Response(json.dumps(body), status=status, mimetype=PROBLEM_TYPE)
+
+
+def _http_type(error: HTTPException) -> str:
+    return (error.name or "error").lower().replace(" ", "-").replace("'", "")
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def _domain(error: DomainError) -> Response:
+        response = problem(error.status, error.type, error.title, error.detail, **error.extra)
+        response.headers.update(error.headers)
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> Response:
+        response = problem(error.code or 500, _http_type(error), error.name, error.description)
+        if error.code == 405 and (valid := getattr(error, "valid_methods", None)):
+            response.headers["Allow"] = ", ".join(valid)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        log.exception("unhandled_error", error_type=type(error).__name__)
+        return problem(500, "internal-error", "Internal error", "Something went wrong on our side.")

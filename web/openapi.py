@@ -1,0 +1,43 @@
+"""The OpenAPI document: request/response models declared on views, served at /openapi.json and /docs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify
+from spectree import SecurityScheme, SecuritySchemeData, SpecTree
+from spectree.models import SecureType
+
+from models.errors import ValidationFailed
+
+
+def _refuse_invalid(_req: Any, _resp: Any, error: Exception | None, _instance: Any, *_rest: Any) -> None:
+    # Validation failures flow into the one problem+json mapping instead of spectree's own body.
+    if error is not None:
+        errors = getattr(error, "errors", lambda **_: [])(include_url=False, include_context=False)
+        raise ValidationFailed("The request does not match the schema.", errors=errors)
+
+
+api = SpecTree(
+    "flask",
+    title="Iskra Media API",
+    version="1",
+    path="docs",
+    mode="strict",
+    before=_refuse_invalid,
+    validation_error_status=422,
+    security_schemes=[
+        SecurityScheme(
+            name="bearer", data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer", bearer_format="JWT")
+        )
+    ],
+    security={"bearer": []},
+)
+
+
+def register_openapi(app: Flask) -> None:
+    api.register(app)
+
+    @app.get("/openapi.json")
+    def openapi_document() -> Any:
+        return jsonify(api.spec)

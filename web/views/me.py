@@ -1,0 +1,72 @@
+"""The caller's own account: who they are and what they have used."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from spectree import Response
+
+from models.plans import get_plan
+from models.usage import GenerationUsage, usage_report
+from models.users import ensure_user
+from web.auth import current_identity
+from web.db import db
+from web.openapi import api
+from web.schemas import dump, epoch_ms
+from web.schemas.me import GenerationUsageOut, MeOut, StorageUsageOut, UsageOut
+
+bp = Blueprint("me", __name__, url_prefix="/me")
+
+
+@bp.get("")
+@api.validate(resp=Response(HTTP_200=MeOut), tags=["me"])
+def get_me():
+    """The caller's account, created on first sight with its first project."""
+    identity = current_identity()
+    with db().begin():
+        user = ensure_user(db(), identity.user_id, identity.email)
+        plan = get_plan(db(), user.tier)
+    return dump(
+        MeOut(
+            user_id=user.user_id,
+            email=user.email,
+            tier=user.tier,
+            storage_used_bytes=user.storage_used_bytes,
+            storage_quota_bytes=plan.storage_quota_bytes,
+            max_upload_bytes=plan.max_upload_bytes,
+            images_used_in_period=user.images_used_in_period,
+            videos_used_in_period=user.videos_used_in_period,
+            billing_cycle_start=epoch_ms(user.billing_cycle_start),
+            billing_cycle_end=epoch_ms(user.billing_cycle_end),
+            created_at=epoch_ms(user.created_at),
+        )
+    )
+
+
+def _generation_out(usage: GenerationUsage) -> GenerationUsageOut:
+    return GenerationUsageOut(
+        used=usage.used, limit=usage.limit, remaining=usage.remaining, percentage=usage.percentage
+    )
+
+
+@bp.get("/usage")
+@api.validate(resp=Response(HTTP_200=UsageOut), tags=["me"])
+def get_usage():
+    """Storage and monthly generation usage against the caller's plan."""
+    identity = current_identity()
+    with db().begin():
+        report = usage_report(db(), ensure_user(db(), identity.user_id, identity.email))
+    storage = report.storage
+    return dump(
+        UsageOut(
+            storage=StorageUsageOut(
+                used_bytes=storage.used_bytes,
+                quota_bytes=storage.quota_bytes,
+                percentage=storage.percentage,
+                status=storage.status,
+            ),
+            generations={"image": _generation_out(report.images), "video": _generation_out(report.videos)},
+            billing_cycle_start=epoch_ms(report.cycle_start),
+            billing_cycle_end=epoch_ms(report.cycle_end),
+            days_until_reset=report.days_until_reset(),
+        )
+    )

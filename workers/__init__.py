@@ -1,0 +1,1 @@
+"""The task edge: the Celery entry (app.py), tasks by topic, and pure media functions (media/)."""

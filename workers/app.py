@@ -1,0 +1,28 @@
+"""The Celery entry point (`celery -A workers.app worker`); nothing imports this module."""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from models import taskqueue
+from models.logs import configure_logging
+from models.settings import Settings
+from workers import context
+
+settings = Settings()
+configure_logging(settings)
+app = taskqueue.configure(Celery("iskra"), settings)
+app.conf.update(
+    include=["workers.maintenance"],
+    # Hand back a task whose worker process dies mid-run; recycle children that grow too big.
+    worker_max_memory_per_child=512 * 1024,
+    worker_max_tasks_per_child=500,
+)
+context.install(context.build(settings))
+
+
+@worker_process_init.connect
+def _fresh_connections_after_fork(**_: object) -> None:
+    # A forked child must not share the parent's pooled connections.
+    context.current().engine.dispose(close=False)

@@ -7,7 +7,7 @@ from flask import Blueprint, g
 from models.errors import Unauthorized
 from web.auth import bearer_token
 from web.services import services
-from web.views import me
+from web.views import assets, generations, me, projects
 
 
 def _authenticate() -> None:
@@ -21,6 +21,6 @@ def make_v1() -> Blueprint:
     """A fresh /v1 blueprint with every resource registered under it."""
     v1 = Blueprint("v1", __name__, url_prefix="/v1")
     v1.before_request(_authenticate)
-    for resource in (me,):
+    for resource in (me, assets, projects, generations):
         v1.register_blueprint(resource.bp)
     return v1

@@ -17,7 +17,7 @@ from web.errors import register_error_handlers
 from web.openapi import register_openapi
 from web.requestid import register_request_id
 from web.services import Services
-from web.views import health
+from web.views import files, health
 
 EXPOSED_HEADERS = [
     "ETag",
@@ -58,6 +58,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     register_error_handlers(app)
     register_session_teardown(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(files.bp)
     app.register_blueprint(make_v1())
     register_openapi(app)
     return app

@@ -1,8 +1,9 @@
-"""The long-lived collaborators a running app holds, built once in create_app."""
+"""The long-lived collaborators a running app holds, built once per app (storage and limiter on first use)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
@@ -13,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.settings import Settings
 
 if TYPE_CHECKING:
+    from models.ratelimit import RateLimiter
+    from models.storage import Storage
     from web.auth import Authenticator
 
 
@@ -24,8 +27,19 @@ class Services:
     celery: Celery
     authenticator: Authenticator
     redis: Any
-    storage: Any = None
-    limiter: Any = None
+    storage_override: Storage | None = field(default=None)
+
+    @cached_property
+    def storage(self) -> Storage:
+        from models.storage import make_storage
+
+        return self.storage_override or make_storage(self.settings)
+
+    @cached_property
+    def limiter(self) -> RateLimiter:
+        from models.ratelimit import RateLimiter
+
+        return RateLimiter(self.redis, self.settings)
 
 
 def services() -> Services:

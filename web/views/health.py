@@ -24,9 +24,7 @@ def _ping_database() -> None:
 
 def _checks() -> dict[str, str]:
     app = services()
-    probes = {"database": _ping_database, "redis": app.redis.ping}
-    if app.storage is not None:
-        probes["storage"] = app.storage.check
+    probes = {"database": _ping_database, "redis": app.redis.ping, "storage": lambda: app.storage.check()}
     found: dict[str, str] = {}
     for name, probe in probes.items():
         try:

@@ -81,3 +81,11 @@ class StorageError(Exception):
 
 class ObjectMissing(StorageError):
     """The object asked for does not exist."""
+
+
+class InvalidDownloadLink(DomainError):
+    type, status, title = "invalid-download-link", 403, "The download link is invalid or has expired"
+
+
+class RateLimiterUnavailable(ServiceUnavailable):
+    type, title = "rate-limiter-unavailable", "Rate limits cannot be checked"

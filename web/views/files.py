@@ -1,7 +1,37 @@
-"""Placeholder: this resource's views are being written."""
+"""Local-backend downloads: `GET /files/<signed token>` streams the object (Range, conditional GET, HEAD)."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import time
+
+from flask import Blueprint, send_file
+
+from models.errors import NotFound
+from models.storage.local import LocalStorage
+from web.services import services
 
 bp = Blueprint("files", __name__)
+
+
+@bp.get("/files/<token>")
+def download(token: str):
+    """The object a valid token grants; 403 when tampered or expired, 404 when gone."""
+    storage = services().storage
+    if not isinstance(storage, LocalStorage):
+        raise NotFound("Downloads are served by the storage backend itself.")
+    grant = storage.signer.verify(token)
+    if (info := storage.head(grant.key)) is None:
+        raise NotFound("The file no longer exists.")
+    response = send_file(
+        storage.path(grant.key),
+        mimetype=grant.content_type or info.content_type or "application/octet-stream",
+        conditional=True,
+        etag=info.etag,
+        last_modified=info.last_modified,
+        max_age=max(0, grant.expires_at - int(time.time())),
+    )
+    # The link is a per-user capability: no shared caches, and user content never runs as a page here.
+    response.cache_control.public = False
+    response.cache_control.private = True
+    response.headers.update({"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"})
+    return response

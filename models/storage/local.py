@@ -1,0 +1,156 @@
+"""Local-disk storage: atomic writes, metadata in sidecars, downloads through HMAC-signed API paths."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from models.errors import ObjectMissing, StorageError
+from models.settings import Settings
+from models.storage.base import ObjectInfo
+from models.storage.keys import validate_key
+from models.storage.signing import DownloadSigner
+
+CHUNK_BYTES = 1024 * 1024
+# Keys never have dot-led segments, so these names cannot collide with objects.
+META_DIR = ".meta"
+TEMP_PREFIX = ".tmp-"
+DOWNLOAD_PATH = "/files/"
+
+
+class LocalStorage:
+    """Objects as files under `root`; `url()` is a relative API path (`/files/<token>`) the API serves."""
+
+    def __init__(self, root: Path, signer: DownloadSigner) -> None:
+        self.root = Path(root).resolve()
+        self.signer = signer
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalStorage:
+        return cls(settings.local_storage_root, DownloadSigner(settings.signing_secret.get_secret_value()))
+
+    def path(self, key: str) -> Path:
+        """The file that holds `key` (which may not exist)."""
+        return self.root / validate_key(key)
+
+    def _meta_path(self, key: str) -> Path:
+        return self.root / META_DIR / f"{validate_key(key)}.json"
+
+    def put(self, key: str, stream: BinaryIO, *, content_type: str) -> ObjectInfo:
+        path, meta_path = self.path(key), self._meta_path(key)
+        staged: Path | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            meta_path.parent.mkdir(parents=True, exist_ok=True)
+            staged, size, etag = _stage(path.parent, _chunks(stream))
+            meta = json.dumps({"content_type": content_type, "etag": etag, "size": size}).encode()
+            # Metadata lands first: once the object is visible, its metadata is already there.
+            os.replace(_stage(meta_path.parent, iter([meta]))[0], meta_path)
+            os.replace(staged, path)
+            staged = None
+        except OSError as error:
+            raise StorageError(f"local put failed: {error}") from error
+        finally:
+            if staged is not None:
+                staged.unlink(missing_ok=True)
+        return ObjectInfo(key, size, etag, content_type, datetime.fromtimestamp(path.stat().st_mtime, UTC))
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return self.path(key).open("rb")
+        except FileNotFoundError as error:
+            raise ObjectMissing(key) from error
+        except OSError as error:
+            raise StorageError(f"local open failed: {error}") from error
+
+    def download_to(self, key: str, path: str) -> None:
+        try:
+            shutil.copyfile(self.path(key), path)
+        except FileNotFoundError as error:
+            if not self.path(key).exists():
+                raise ObjectMissing(key) from error
+            raise StorageError(f"local download failed: {error}") from error
+        except OSError as error:
+            raise StorageError(f"local download failed: {error}") from error
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            stat = self.path(key).stat()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StorageError(f"local head failed: {error}") from error
+        meta = self._read_meta(key)
+        return ObjectInfo(
+            key=key,
+            size=stat.st_size,
+            etag=meta.get("etag") or f"{stat.st_mtime_ns:x}-{stat.st_size:x}",
+            content_type=meta.get("content_type"),
+            last_modified=datetime.fromtimestamp(stat.st_mtime, UTC),
+        )
+
+    def _read_meta(self, key: str) -> dict:
+        try:
+            return json.loads(self._meta_path(key).read_bytes())
+        except (OSError, ValueError):
+            return {}
+
+    def delete(self, key: str) -> None:
+        try:
+            self.path(key).unlink(missing_ok=True)
+            self._meta_path(key).unlink(missing_ok=True)
+        except OSError as error:
+            raise StorageError(f"local delete failed: {error}") from error
+
+    def url(self, key: str, *, expires_in: int, content_type: str | None = None) -> str:
+        return DOWNLOAD_PATH + self.signer.sign(key, expires_in=expires_in, content_type=content_type)
+
+    def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        directory = self.root / validate_key(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
+        for current, dirs, files in os.walk(directory):
+            dirs[:] = sorted(name for name in dirs if not name.startswith("."))
+            for name in sorted(files):
+                key = Path(current, name).relative_to(self.root).as_posix()
+                if name.startswith(".") or not key.startswith(prefix):
+                    continue
+                if (info := self.head(key)) is not None:
+                    yield info
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.root, prefix=TEMP_PREFIX) as probe:
+                probe.write(b"ok")
+        except OSError as error:
+            raise StorageError(f"local storage root is not writable: {error}") from error
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    while chunk := stream.read(CHUNK_BYTES):
+        yield chunk
+
+
+def _stage(directory: Path, chunks: Iterator[bytes]) -> tuple[Path, int, str]:
+    """Write `chunks` to a fsynced temp file in `directory`; return (its path, size, md5 hex)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    size = 0
+    handle, name = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX)
+    try:
+        with os.fdopen(handle, "wb") as temp:
+            for chunk in chunks:
+                temp.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            temp.flush()
+            os.fsync(temp.fileno())
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name), size, digest.hexdigest()

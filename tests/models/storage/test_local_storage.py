@@ -1,0 +1,80 @@
+"""LocalStorage specifics: atomic files, hidden bookkeeping, readiness."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from models.errors import StorageError
+from models.settings import Settings
+from models.storage import make_storage
+from models.storage.local import LocalStorage
+from models.storage.signing import DownloadSigner
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> LocalStorage:
+    return LocalStorage(tmp_path / "media", DownloadSigner("secret-for-local-storage-tests"))
+
+
+def test_make_storage_builds_the_local_backend_under_the_configured_root(settings: Settings) -> None:
+    storage = make_storage(settings)
+    assert isinstance(storage, LocalStorage)
+    assert storage.root == settings.local_storage_root.resolve()
+
+
+def test_put_leaves_only_the_object_and_its_hidden_metadata(local: LocalStorage) -> None:
+    local.put("a/b.webp", io.BytesIO(b"x"), content_type="image/webp")
+    files = sorted(p.relative_to(local.root).as_posix() for p in local.root.rglob("*") if p.is_file())
+    assert files == [".meta/a/b.webp.json", "a/b.webp"]
+
+
+def test_delete_removes_the_metadata_too(local: LocalStorage) -> None:
+    local.put("a/b.webp", io.BytesIO(b"x"), content_type="image/webp")
+    local.delete("a/b.webp")
+    assert [p for p in local.root.rglob("*") if p.is_file()] == []
+
+
+def test_an_object_without_metadata_still_has_a_head(local: LocalStorage) -> None:
+    local.put("a/b", io.BytesIO(b"xyz"), content_type="text/plain")
+    (local.root / ".meta/a/b.json").unlink()
+    info = local.head("a/b")
+    assert (info.size, info.content_type) == (3, None)
+    assert info.etag
+
+
+def test_iter_objects_skips_temp_files(local: LocalStorage) -> None:
+    local.put("a/b", io.BytesIO(b"xyz"), content_type="text/plain")
+    (local.root / "a/.tmp-leftover").write_bytes(b"half")
+    assert [info.key for info in local.iter_objects("")] == ["a/b"]
+
+
+def test_url_is_a_relative_api_path_carrying_a_signed_token(local: LocalStorage) -> None:
+    url = local.url("a/b", expires_in=60, content_type="image/png")
+    assert url.startswith("/files/")
+    grant = local.signer.verify(url.removeprefix("/files/"))
+    assert (grant.key, grant.content_type) == ("a/b", "image/png")
+
+
+def test_check_fails_with_storage_error_when_the_root_is_not_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "media").write_text("a file, not a folder")
+    storage = LocalStorage(tmp_path / "media", DownloadSigner("secret-for-local-storage-tests"))
+    with pytest.raises(StorageError, match="not writable"):
+        storage.check()
+    with pytest.raises(StorageError):
+        storage.put("a/b", io.BytesIO(b"x"), content_type="text/plain")
+
+
+def test_a_failed_put_leaves_no_temp_file(local: LocalStorage) -> None:
+    class Broken(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer) -> int:
+            raise ConnectionResetError("client went away")
+
+    with pytest.raises(StorageError):
+        local.put("a/b", Broken(), content_type="text/plain")
+    assert [p for p in local.root.rglob("*") if p.is_file()] == []

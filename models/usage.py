@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from models.cycles import cycle_containing
 from models.plans import get_plan
 from models.tables import User
 from models.users import StorageUsage
@@ -40,13 +41,20 @@ class UsageReport:
         return max(0, math.ceil(seconds / 86_400))
 
 
-def usage_report(session: Session, user: User) -> UsageReport:
+def usage_report(session: Session, user: User, now: datetime | None = None) -> UsageReport:
     """The user's usage against their plan, as of their row in this session."""
     plan = get_plan(session, user.tier)
+    now = now or datetime.now(UTC)
+    images, videos = user.images_used_in_period, user.videos_used_in_period
+    start, end = user.billing_cycle_start, user.billing_cycle_end
+    if now >= end:
+        # The cycle ended before the beat task reset it: show what the next reservation will see.
+        images, videos = 0, 0
+        start, end = cycle_containing(user.created_at.astimezone(UTC), now)
     return UsageReport(
         storage=StorageUsage(used_bytes=user.storage_used_bytes, quota_bytes=plan.storage_quota_bytes),
-        images=GenerationUsage(used=user.images_used_in_period, limit=plan.images_per_period),
-        videos=GenerationUsage(used=user.videos_used_in_period, limit=plan.videos_per_period),
-        cycle_start=user.billing_cycle_start,
-        cycle_end=user.billing_cycle_end,
+        images=GenerationUsage(used=images, limit=plan.images_per_period),
+        videos=GenerationUsage(used=videos, limit=plan.videos_per_period),
+        cycle_start=start,
+        cycle_end=end,
     )

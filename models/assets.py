@@ -1,0 +1,230 @@
+"""Assets: create with a quota reservation, load-or-404, list by cursor, delete, reconcile and purge."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.orm import Session
+
+from models import taskqueue
+from models.errors import BadRequest, NotFound, StorageError
+from models.quota import release_storage, reserve_storage
+from models.storage.base import Storage
+from models.storage.keys import original_key
+from models.tables import Asset, PendingDeletion, User
+
+log = structlog.get_logger(__name__)
+
+RENDITION_TASKS = {"image": taskqueue.MAKE_IMAGE_RENDITIONS, "video": taskqueue.MAKE_VIDEO_RENDITIONS}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# File extensions of originals by sniffed type; keys carry them so downloads open in the right app.
+EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "image/bmp": "bmp",
+    "image/tiff": "tiff",
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+    "video/mpeg": "mpg",
+    "video/mp2t": "ts",
+    "video/x-msvideo": "avi",
+}
+IMPORT_PLACEHOLDER_MIME = "application/octet-stream"
+
+
+def extension_for(mime_type: str) -> str:
+    return EXTENSIONS.get(mime_type, "bin")
+
+
+def create_asset(
+    session: Session,
+    *,
+    asset_id: uuid.UUID,
+    user_id: str,
+    asset_type: str,
+    storage_key: str,
+    mime_type: str,
+    size_bytes: int,
+    generation: dict[str, Any],
+    original_url: str | None = None,
+) -> Asset:
+    """Reserve `size_bytes` of the user's quota and insert the pending asset, in the caller's transaction."""
+    if size_bytes:
+        reserve_storage(session, user_id, size_bytes)
+    asset = Asset(
+        id=asset_id,
+        user_id=user_id,
+        type=asset_type,
+        storage_key=storage_key,
+        mime_type=mime_type,
+        size_bytes=size_bytes,
+        generation=generation,
+        original_url=original_url,
+        status="pending",
+    )
+    session.add(asset)
+    session.flush()
+    return asset
+
+
+def create_import(
+    session: Session, *, user_id: str, asset_type: str, source_url: str, generation: dict[str, Any]
+) -> Asset:
+    """A pending asset with no bytes yet; the import task downloads, charges and points it at its original."""
+    asset_id = uuid.uuid4()
+    return create_asset(
+        session,
+        asset_id=asset_id,
+        user_id=user_id,
+        asset_type=asset_type,
+        storage_key=original_key(user_id, asset_id, "bin"),
+        mime_type=IMPORT_PLACEHOLDER_MIME,
+        size_bytes=0,
+        generation=generation,
+        original_url=source_url,
+    )
+
+
+def record_imported_original(
+    session: Session, asset: Asset, *, storage_key: str, mime_type: str, size_bytes: int
+) -> None:
+    """Charge the user for an imported original and point the row at it (both or neither)."""
+    reserve_storage(session, asset.user_id, size_bytes)
+    asset.storage_key, asset.mime_type, asset.size_bytes = storage_key, mime_type, size_bytes
+    session.flush()
+
+
+def get_owned_asset(session: Session, user_id: str, asset_id: str, *, for_update: bool = False) -> Asset:
+    """The user's asset; someone else's, a missing one and a malformed id are the same NotFound."""
+    try:
+        key = uuid.UUID(asset_id)
+    except ValueError:
+        raise NotFound("Asset not found.") from None
+    query = select(Asset).where(Asset.id == key, Asset.user_id == user_id)
+    asset = session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
+    if asset is None:
+        raise NotFound("Asset not found.")
+    return asset
+
+
+def object_keys(asset: Asset) -> list[str]:
+    """Every storage object the asset owns: its original and each rendition."""
+    keys = (asset.storage_key, asset.thumbnail_key, asset.preview_key, asset.poster_key)
+    return [key for key in keys if key]
+
+
+def delete_asset(session: Session, user_id: str, asset_id: str) -> None:
+    """Delete the row, give its bytes back and outbox its objects, all in the caller's transaction."""
+    asset = get_owned_asset(session, user_id, asset_id, for_update=True)
+    if asset.size_bytes:
+        release_storage(session, user_id, asset.size_bytes)
+    session.add_all(PendingDeletion(storage_key=key) for key in object_keys(asset))
+    session.delete(asset)
+    session.flush()
+
+
+# -- listing ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Asset]
+    next_cursor: str | None
+
+
+def encode_cursor(asset: Asset) -> str:
+    """An opaque position after `asset` in newest-first order: (created_at in µs, id)."""
+    micros = (asset.created_at - _EPOCH) // timedelta(microseconds=1)
+    raw = f"{micros}:{asset.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        micros, _, asset_id = raw.partition(":")
+        return _EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(asset_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
+        raise BadRequest("The cursor is not one this API handed out.") from None
+
+
+def list_assets(
+    session: Session, user_id: str, *, limit: int, cursor: str | None = None, asset_type: str | None = None
+) -> Page:
+    """One page of the user's assets, newest first, with the cursor of the next page if there is one."""
+    query = select(Asset).where(Asset.user_id == user_id)
+    if asset_type:
+        query = query.where(Asset.type == asset_type)
+    if cursor:
+        created_at, asset_id = decode_cursor(cursor)
+        query = query.where(tuple_(Asset.created_at, Asset.id) < tuple_(created_at, asset_id))
+    rows = session.scalars(query.order_by(Asset.created_at.desc(), Asset.id.desc()).limit(limit + 1)).all()
+    items = list(rows[:limit])
+    return Page(items=items, next_cursor=encode_cursor(items[-1]) if len(rows) > limit else None)
+
+
+# -- maintenance --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Drift:
+    user_id: str
+    recorded_bytes: int
+    actual_bytes: int
+
+
+def _sum_of_sizes(user_id: str) -> Any:
+    return select(func.coalesce(func.sum(Asset.size_bytes), 0)).where(Asset.user_id == user_id)
+
+
+def reconcile_storage_usage(session: Session) -> list[Drift]:
+    """Set every user's storage_used_bytes to the sum of their assets' sizes; what was fixed."""
+    totals = select(Asset.user_id, func.sum(Asset.size_bytes).label("total")).group_by(Asset.user_id)
+    totals = totals.subquery()
+    suspects = session.scalars(
+        select(User.user_id)
+        .outerjoin(totals, totals.c.user_id == User.user_id)
+        .where(User.storage_used_bytes != func.coalesce(totals.c.total, 0))
+    ).all()
+    fixed = []
+    for user_id in suspects:
+        # Lock first, then sum: uploads and deletes change usage and rows in one transaction under
+        # this same row lock, so the sum read after the lock is the truth, not a racing snapshot.
+        user = session.execute(select(User).where(User.user_id == user_id).with_for_update()).scalar_one()
+        actual = session.execute(_sum_of_sizes(user_id)).scalar_one()
+        if user.storage_used_bytes != actual:
+            fixed.append(Drift(user_id, user.storage_used_bytes, actual))
+            user.storage_used_bytes = actual
+    session.flush()
+    for drift in fixed:
+        log.warning("storage_usage_drift_fixed", **drift.__dict__)
+    return fixed
+
+
+def purge_pending_deletions(session: Session, storage: Storage, limit: int = 500) -> int:
+    """Delete outboxed objects from storage, then their outbox rows; how many were purged."""
+    rows = session.scalars(
+        select(PendingDeletion).order_by(PendingDeletion.id).limit(limit).with_for_update(skip_locked=True)
+    ).all()
+    done = []
+    for row in rows:
+        try:
+            storage.delete(row.storage_key)
+        except StorageError:
+            # Keep this row and the rest for the next run; storage deletes are idempotent.
+            log.warning("purge_storage_unavailable", storage_key=row.storage_key, exc_info=True)
+            break
+        done.append(row.id)
+    if done:
+        session.execute(delete(PendingDeletion).where(PendingDeletion.id.in_(done)))
+    return len(done)

@@ -1,0 +1,66 @@
+"""Storage quota: the one atomic reservation and release of a user's bytes against their plan."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from models.errors import QuotaExceeded
+from models.tables import Plan, User
+
+# One statement: the row lock taken by UPDATE serializes concurrent reservations of the same user,
+# and the WHERE re-reads storage_used_bytes after the lock, so two racing uploads can never both fit.
+_RESERVE = text(
+    """
+    UPDATE users SET storage_used_bytes = storage_used_bytes + :size, updated_at = now()
+    WHERE user_id = :uid
+      AND storage_used_bytes + :size <= (SELECT storage_quota_bytes FROM plans WHERE key = users.tier)
+    RETURNING storage_used_bytes
+    """
+)
+_RELEASE = text(
+    """
+    UPDATE users SET storage_used_bytes = GREATEST(storage_used_bytes - :size, 0), updated_at = now()
+    WHERE user_id = :uid
+    RETURNING storage_used_bytes
+    """
+)
+
+
+def _usage(session: Session, user_id: str) -> tuple[int, int]:
+    used, quota = session.execute(
+        select(User.storage_used_bytes, Plan.storage_quota_bytes)
+        .join(Plan, Plan.key == User.tier)
+        .where(User.user_id == user_id)
+    ).one()
+    return used, quota
+
+
+def _refusal(session: Session, user_id: str, size: int) -> QuotaExceeded:
+    used, quota = _usage(session, user_id)
+    return QuotaExceeded(
+        f"Storing {size} more bytes would exceed the plan's {quota} bytes ({used} used).",
+        usedBytes=used,
+        quotaBytes=quota,
+        requestedBytes=size,
+    )
+
+
+def check_room(session: Session, user_id: str, size: int) -> None:
+    """Refuse early, without locking, when `size` clearly cannot fit (the reservation decides for real)."""
+    used, quota = _usage(session, user_id)
+    if used + size > quota:
+        raise _refusal(session, user_id, size)
+
+
+def reserve_storage(session: Session, user_id: str, size: int) -> int:
+    """Add `size` bytes to the user's usage if it fits their quota; the new usage, or QuotaExceeded."""
+    used = session.execute(_RESERVE, {"uid": user_id, "size": size}).scalar_one_or_none()
+    if used is None:
+        raise _refusal(session, user_id, size)
+    return used
+
+
+def release_storage(session: Session, user_id: str, size: int) -> int:
+    """Give `size` bytes back (never below zero); the new usage."""
+    return session.execute(_RELEASE, {"uid": user_id, "size": size}).scalar_one()

@@ -1,0 +1,200 @@
+"""GET/DELETE /v1/assets, POST /v1/assets/import and usage as the canvas sees it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from models import taskqueue
+from models.tables import Asset, PendingDeletion, User
+from models.users import ensure_user
+from tests.web.uploading import queued, upload
+from tests.workers.media.hostile_media import good_jpeg
+
+
+def make_assets(session, user_id: str, count: int, asset_type: str = "image") -> list[Asset]:
+    """`count` ready assets, one second apart, oldest first."""
+    ensure_user(session, user_id)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    assets = []
+    for index in range(count):
+        asset_id = uuid.uuid4()
+        assets.append(
+            Asset(
+                id=asset_id,
+                user_id=user_id,
+                type=asset_type,
+                storage_key=f"originals/test/{asset_id}.jpg",
+                mime_type="image/jpeg",
+                size_bytes=10,
+                status="ready",
+                created_at=start + timedelta(seconds=index),
+            )
+        )
+    session.add_all(assets)
+    session.commit()
+    return assets
+
+
+def test_listing_is_newest_first_in_pages_of_twenty_by_default(client, auth_header, session):
+    made = make_assets(session, "user_lister", 25)
+    headers = auth_header("user_lister")
+
+    first = client.get("/v1/assets", headers=headers).json
+    second = client.get(f"/v1/assets?cursor={first['nextCursor']}", headers=headers).json
+
+    newest_first = [str(asset.id) for asset in reversed(made)]
+    assert [item["id"] for item in first["items"]] == newest_first[:20]
+    assert [item["id"] for item in second["items"]] == newest_first[20:]
+    assert second["nextCursor"] is None
+
+
+def test_assets_created_in_the_same_instant_are_paged_without_loss_or_repeats(client, auth_header, session):
+    made = make_assets(session, "user_same_instant", 7)
+    for asset in made:
+        asset.created_at = made[0].created_at
+    session.commit()
+    headers, seen, cursor = auth_header("user_same_instant"), [], ""
+    while True:
+        page = client.get(f"/v1/assets?limit=3{cursor}", headers=headers).json
+        seen += [item["id"] for item in page["items"]]
+        if not page["nextCursor"]:
+            break
+        cursor = f"&cursor={page['nextCursor']}"
+
+    assert sorted(seen) == sorted(str(asset.id) for asset in made)
+
+
+def test_listing_filters_by_type(client, auth_header, session):
+    make_assets(session, "user_types", 2, "image")
+    videos = make_assets(session, "user_types", 1, "video")
+
+    body = client.get("/v1/assets?type=video", headers=auth_header("user_types")).json
+
+    assert [item["id"] for item in body["items"]] == [str(videos[0].id)]
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=101", "limit=x", "type=audio", "cursor=bm9wZQ", "cursor=%%%"]
+)
+def test_bad_list_parameters_are_refused_with_400(client, auth_header, query):
+    response = client.get(f"/v1/assets?{query}", headers=auth_header())
+
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+
+
+def test_listing_shows_only_the_callers_assets(client, auth_header, session):
+    make_assets(session, "user_other_lister", 3)
+
+    assert client.get("/v1/assets", headers=auth_header("user_empty_lister")).json["items"] == []
+
+
+def test_an_asset_reads_back_with_signed_urls_for_its_renditions(client, auth_header, session):
+    asset = make_assets(session, "user_reader", 1)[0]
+    asset.thumbnail_key, asset.placeholder, asset.width, asset.height = (
+        "renditions/x/thumbnail.webp",
+        "abc",
+        4,
+        3,
+    )
+    session.commit()
+
+    body = client.get(f"/v1/assets/{asset.id}", headers=auth_header("user_reader")).json
+
+    assert (body["width"], body["height"], body["placeholder"], body["status"]) == (4, 3, "abc", "ready")
+    assert body["urls"]["original"].startswith("/files/")
+    assert body["urls"]["thumbnail"].startswith("/files/")
+    assert body["urls"]["poster"] is None and body["urls"]["preview"] is None
+
+
+def test_someone_elses_asset_and_a_missing_one_get_byte_identical_404s(client, auth_header, session):
+    asset = make_assets(session, "user_owner", 1)[0]
+    intruder = auth_header("user_intruder")
+
+    responses = [
+        client.get(f"/v1/assets/{asset.id}", headers=intruder),
+        client.get(f"/v1/assets/{uuid.uuid4()}", headers=intruder),
+        client.get("/v1/assets/not-a-uuid", headers=intruder),
+        client.delete(f"/v1/assets/{asset.id}", headers=intruder),
+        client.delete(f"/v1/assets/{uuid.uuid4()}", headers=intruder),
+    ]
+
+    assert {response.status_code for response in responses} == {404}
+    assert len({response.data for response in responses}) == 1
+    assert session.get(Asset, asset.id) is not None
+
+
+def test_usage_follows_an_upload_and_its_delete_at_once(client, auth_header, session, redis_client, settings):
+    headers = auth_header("user_usage_flow")
+    content = good_jpeg(48, 48)
+
+    created = upload(client, headers, content).json
+    after_upload = client.get("/v1/me/usage", headers=headers).json["storage"]["usedBytes"]
+    deleted = client.delete(f"/v1/assets/{created['id']}", headers=headers)
+    after_delete = client.get("/v1/me/usage", headers=headers).json["storage"]["usedBytes"]
+
+    assert (after_upload, deleted.status_code, deleted.data, after_delete) == (len(content), 204, b"", 0)
+    outboxed = session.scalars(select(PendingDeletion.storage_key)).all()
+    assert any(key.endswith(f"{created['id']}.jpg") for key in outboxed)
+    assert (taskqueue.PURGE_DELETED_OBJECTS, []) in queued(redis_client, settings, "maintenance")
+    assert client.get(f"/v1/assets/{created['id']}", headers=headers).status_code == 404
+
+
+def test_an_import_is_accepted_as_a_pending_asset_and_queued(
+    client, auth_header, session, redis_client, settings
+):
+    headers = auth_header("user_importer")
+    body = {
+        "sourceUrl": "https://cdn.example.com/out/1.png",
+        "assetType": "image",
+        "metadata": {"model": "flux"},
+    }
+
+    response = client.post("/v1/assets/import", json=body, headers=headers)
+
+    assert response.status_code == 202, response.json
+    created = response.json
+    assert response.headers["Location"] == f"/v1/assets/{created['id']}"
+    assert (created["status"], created["sizeBytes"], created["originalUrl"]) == (
+        "pending",
+        0,
+        body["sourceUrl"],
+    )
+    assert created["urls"]["original"] is None and created["metadata"] == {
+        **created["metadata"],
+        "model": "flux",
+    }
+    assert (taskqueue.IMPORT_REMOTE_ASSET, [created["id"]]) in queued(redis_client, settings, "images")
+    assert session.get(User, "user_importer").storage_used_bytes == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("http://cdn.example.com/a.png", "scheme-not-allowed"),
+        ("file:///etc/passwd", "scheme-not-allowed"),
+        ("https://169.254.169.254/latest/meta-data", "blocked-address"),
+        ("https://[::1]/a.png", "blocked-address"),
+        ("https://user:pw@cdn.example.com/a.png", "invalid-url"),
+    ],
+)
+def test_an_import_of_an_obviously_forbidden_url_is_refused_at_once(client, auth_header, url, code, session):
+    response = client.post(
+        "/v1/assets/import",
+        json={"sourceUrl": url, "assetType": "image"},
+        headers=auth_header("user_bad_url"),
+    )
+
+    assert response.status_code == 422
+    assert (response.json["type"], response.json["code"]) == ("source-url-refused", code)
+    assert session.scalars(select(Asset).where(Asset.user_id == "user_bad_url")).all() == []
+
+
+def test_an_import_body_with_unknown_keys_is_refused(client, auth_header):
+    body = {"sourceUrl": "https://cdn.example.com/a.png", "assetType": "image", "extra": 1}
+
+    assert client.post("/v1/assets/import", json=body, headers=auth_header()).status_code == 422

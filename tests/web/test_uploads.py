@@ -1,0 +1,347 @@
+"""POST /v1/assets: streaming uploads, sniffed types, header limits, atomic quota and no leftovers."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
+
+import pytest
+from sqlalchemy import func, select, text
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+from models import taskqueue
+from models.errors import StorageError
+from models.plans import MIB
+from models.storage import make_storage
+from models.tables import Asset, User
+from tests.conftest import build_services
+from tests.web.uploading import queued, stored_keys, upload
+from tests.workers.media.hostile_media import (
+    good_jpeg,
+    huge_png_header,
+    svg,
+    text_as_jpg,
+    zero_bytes,
+    zip_file,
+)
+from web.app import create_app
+from web.uploads import SPOOL_MEMORY_BYTES
+
+FREE_QUOTA = 500 * MIB
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend_app(request, settings, engine, sessions):
+    """The API on the local backend, and on S3 (a real SeaweedFS) where the backend matters."""
+    chosen = request.getfixturevalue("s3_settings") if request.param == "s3" else settings
+    return create_app(chosen, build_services(chosen, engine, sessions))
+
+
+def test_a_jpeg_upload_is_stored_charged_and_queued_for_renditions(
+    backend_app, auth_header, session, redis_client, settings
+):
+    headers = auth_header("user_uploader")
+    content = good_jpeg(64, 48)
+    metadata = json.dumps({"prompt": "a red fox", "seed": 42, "cameraAngle": "low"})
+
+    response = upload(backend_app.test_client(), headers, content, metadata=metadata, width="64")
+
+    assert response.status_code == 201, response.json
+    body = response.json
+    assert response.headers["Location"] == f"/v1/assets/{body['id']}"
+    assert (body["type"], body["status"], body["mimeType"], body["sizeBytes"]) == (
+        "image",
+        "pending",
+        "image/jpeg",
+        len(content),
+    )
+    assert body["metadata"]["prompt"] == "a red fox" and body["metadata"]["cameraAngle"] == "low"
+    assert body["urls"]["original"] and body["urls"]["thumbnail"] is None
+    assert body["width"] is None  # hints are not stored: the worker measures
+    asset = session.get(Asset, uuid.UUID(body["id"]))
+    assert asset.generation == {"prompt": "a red fox", "seed": 42, "camera_angle": "low"}
+    assert session.get(User, "user_uploader").storage_used_bytes == len(content)
+    storage = backend_app.extensions["iskra"].storage
+    with storage.open(asset.storage_key) as stored:
+        assert stored.read() == content
+    assert (taskqueue.MAKE_IMAGE_RENDITIONS, [body["id"]]) in queued(redis_client, settings, "images")
+
+
+def test_the_client_content_type_and_file_name_are_not_trusted(client, auth_header):
+    content = good_jpeg(32, 32)
+
+    response = upload(client, auth_header(), content, filename="clip.mp4", file_type="video/mp4")
+
+    assert response.status_code == 201
+    assert (response.json["type"], response.json["mimeType"]) == ("image", "image/jpeg")
+
+
+@pytest.mark.parametrize("content", [text_as_jpg(), svg(), zip_file()], ids=["text-as-jpg", "svg", "zip"])
+def test_files_that_are_not_accepted_media_are_refused_with_415_and_nothing_stored(
+    client, auth_header, content, app, session
+):
+    headers = auth_header("user_hostile")
+
+    response = upload(client, headers, content)
+
+    assert response.status_code == 415
+    assert response.json["type"] == "unsupported-media-type"
+    assert stored_keys(app.extensions["iskra"].storage, "user_hostile") == []
+    assert session.scalar(select(func.count()).select_from(Asset).where(Asset.user_id == "user_hostile")) == 0
+
+
+def test_an_empty_file_is_refused_as_invalid_media(client, auth_header):
+    response = upload(client, auth_header(), zero_bytes())
+
+    assert response.status_code == 422
+    assert (response.json["type"], response.json["code"]) == ("invalid-media", "empty")
+
+
+def test_a_png_declaring_50000_pixels_square_is_refused_from_its_header(client, auth_header, app):
+    response = upload(client, auth_header("user_bomb"), huge_png_header(50_000, 50_000), filename="x.png")
+
+    assert response.status_code == 422
+    assert response.json["code"] == "too-large-dimensions"
+    assert stored_keys(app.extensions["iskra"].storage, "user_bomb") == []
+
+
+def test_a_file_over_the_plan_limit_with_content_length_is_refused_before_reading(client, auth_header, app):
+    too_big = b"\xff\xd8\xff" + b"\0" * (25 * MIB)
+
+    response = upload(client, auth_header("user_big"), too_big)
+
+    assert response.status_code == 413
+    assert response.json["type"] == "payload-too-large"
+    assert stored_keys(app.extensions["iskra"].storage, "user_big") == []
+
+
+def test_a_chunked_file_over_the_plan_limit_is_refused_while_streaming(auth_header, app):
+    boundary = "iskraboundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+    served = {"bytes": 0}
+
+    def body():
+        yield head + b"\xff\xd8\xff"
+        chunk = b"\0" * MIB
+        for _ in range(30):
+            served["bytes"] += len(chunk)
+            yield chunk
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    environ = EnvironBuilder(
+        "/v1/assets",
+        method="POST",
+        headers={**auth_header("user_chunked"), "Transfer-Encoding": "chunked"},
+        content_type=f"multipart/form-data; boundary={boundary}",
+    ).get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    # What gunicorn and the dev server hand over for a chunked body: no length, a terminated stream.
+    environ.update({"wsgi.input": _IterStream(body()), "wsgi.input_terminated": True})
+
+    app_iter, status, _ = run_wsgi_app(app, environ)
+    problem = json.loads(b"".join(app_iter))
+
+    assert status.startswith("413") and problem["type"] == "payload-too-large"
+    assert served["bytes"] < 30 * MIB  # refused as soon as the limit passed, not after reading it all
+    assert stored_keys(app.extensions["iskra"].storage, "user_chunked") == []
+
+
+class _IterStream(io.RawIOBase):
+    """A readable stream over an iterator of chunks, without a length (like a chunked request body)."""
+
+    def __init__(self, chunks):
+        self._chunks, self._pending = chunks, b""
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        while not self._pending:
+            self._pending = next(self._chunks, b"")
+            if not self._pending:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size], self._pending = self._pending[:size], self._pending[size:]
+        return size
+
+
+def test_large_uploads_spool_to_disk_instead_of_memory(client, auth_header, app):
+    content = good_jpeg(16, 16) + b"\0" * (3 * SPOOL_MEMORY_BYTES)
+    spools = []
+    original = __import__("web.uploads", fromlist=["_Budget"])._Budget.spool
+
+    def watching(self, **kwargs):
+        spools.append(original(self, **kwargs))
+        return spools[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("web.uploads._Budget.spool", watching)
+        response = upload(client, auth_header(), content)
+
+    assert response.status_code == 201
+    assert [spool._rolled for spool in spools] == [True]
+
+
+def test_a_photo_larger_than_the_parsers_read_size_is_accepted(client, auth_header):
+    # Werkzeug bounds each read chunk plus its buffered tail by the form-field limit, file parts included.
+    content = good_jpeg(2000, 1500)
+    assert len(content) > 2 * 64 * 1024
+
+    response = upload(client, auth_header(), content)
+
+    assert response.status_code == 201, response.json
+    assert response.json["sizeBytes"] == len(content)
+
+
+@pytest.mark.parametrize(
+    ("fields", "where"),
+    [
+        ({"metadata": json.dumps({"prompt": "x" * 4001})}, "prompt"),
+        ({"metadata": json.dumps({"mood": "sad"})}, "mood"),
+        ({"metadata": json.dumps({"seed": "9" * 65})}, "seed"),
+        ({"metadata": "{not json"}, None),
+        ({"width": "0"}, "width"),
+        ({"height": "20000"}, "height"),
+        ({"duration": "-1"}, "duration"),
+    ],
+)
+def test_bad_metadata_or_absurd_hints_are_refused_with_422_and_nothing_stored(
+    client, auth_header, app, fields, where
+):
+    response = upload(client, auth_header("user_fields"), good_jpeg(16, 16), **fields)
+
+    assert response.status_code == 422
+    if where:
+        assert where in json.dumps(response.json)
+    assert stored_keys(app.extensions["iskra"].storage, "user_fields") == []
+
+
+def test_an_upload_that_does_not_fit_the_quota_is_refused_with_507_and_stores_nothing(
+    client, auth_header, session, app
+):
+    headers = auth_header("user_full")
+    client.get("/v1/me", headers=headers)
+    session.get(User, "user_full").storage_used_bytes = FREE_QUOTA - 100
+    session.commit()
+    content = good_jpeg(32, 32)
+
+    response = upload(client, headers, content)
+
+    assert response.status_code == 507
+    problem = response.json
+    assert problem["type"] == "quota-exceeded"
+    assert (problem["usedBytes"], problem["quotaBytes"], problem["requestedBytes"]) == (
+        FREE_QUOTA - 100,
+        FREE_QUOTA,
+        len(content),
+    )
+    assert stored_keys(app.extensions["iskra"].storage, "user_full") == []
+
+
+def test_a_quota_refusal_after_the_put_deletes_the_object(client, auth_header, session, app):
+    headers = auth_header("user_late_refusal")
+    client.get("/v1/me", headers=headers)
+    storage = app.extensions["iskra"].storage
+    real_put = storage.put
+
+    def put_then_fill_quota(key, stream, *, content_type):
+        info = real_put(key, stream, content_type=content_type)
+        # Another upload wins the race between the early check and the reservation.
+        session.execute(
+            text("UPDATE users SET storage_used_bytes = :q WHERE user_id = 'user_late_refusal'"),
+            {"q": FREE_QUOTA},
+        )
+        session.commit()
+        return info
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(storage, "put", put_then_fill_quota)
+        response = upload(client, headers, good_jpeg(32, 32))
+
+    assert response.status_code == 507
+    assert stored_keys(storage, "user_late_refusal") == []
+
+
+class _FailingMidway:
+    """The real storage, except that put() writes part of the object and then fails."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def put(self, key, stream, *, content_type):
+        self.real.put(key, io.BytesIO(stream.read(100)), content_type=content_type)
+        raise StorageError("connection reset mid-upload")
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_a_storage_failure_mid_upload_leaves_no_row_no_usage_and_no_object(
+    settings, engine, sessions, auth_header, session
+):
+    storage = make_storage(settings)
+    services = build_services(settings, engine, sessions)
+    services.storage_override = _FailingMidway(storage)
+    client = create_app(settings, services).test_client()
+    headers = auth_header("user_storage_down")
+
+    response = upload(client, headers, good_jpeg(64, 64))
+
+    assert response.status_code == 503
+    assert response.json["type"] == "service-unavailable"
+    assert session.get(User, "user_storage_down").storage_used_bytes == 0
+    assert (
+        session.scalar(select(func.count()).select_from(Asset).where(Asset.user_id == "user_storage_down"))
+        == 0
+    )
+    assert stored_keys(storage, "user_storage_down") == []
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_twenty_concurrent_uploads_against_room_for_ten_store_exactly_ten(
+    request, backend, settings, engine, auth_header
+):
+    chosen = request.getfixturevalue("s3_settings") if backend == "s3" else settings
+    app = request.getfixturevalue("committed_app")
+    if backend == "s3":
+        app = create_app(chosen, build_services(chosen, engine, app.extensions["iskra"].sessions))
+    user_id = f"user_race_{backend}"
+    headers = auth_header(user_id)
+    app.test_client().get("/v1/me", headers=headers)
+    files = [good_jpeg(40, 30, quality=50 + i) for i in range(20)]
+    size = max(len(content) for content in files)
+    baseline = FREE_QUOTA - 10 * size
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE users SET storage_used_bytes = :b WHERE user_id = :u"), {"b": baseline, "u": user_id}
+        )
+    barrier = Barrier(20)
+
+    def send(content: bytes) -> int:
+        with app.test_client() as client:
+            barrier.wait()
+            return upload(client, headers, content + b"\0" * (size - len(content))).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(send, files))
+
+    assert sorted(statuses) == [201] * 10 + [507] * 10
+    with engine.connect() as connection:
+        used = connection.scalar(
+            text("SELECT storage_used_bytes FROM users WHERE user_id = :u"), {"u": user_id}
+        )
+        keys = connection.scalars(
+            text("SELECT storage_key FROM assets WHERE user_id = :u"), {"u": user_id}
+        ).all()
+        total = connection.scalar(
+            text("SELECT sum(size_bytes) FROM assets WHERE user_id = :u"), {"u": user_id}
+        )
+    assert len(keys) == 10
+    assert used == baseline + total == baseline + 10 * size
+    assert sorted(stored_keys(app.extensions["iskra"].storage, user_id)) == sorted(keys)

@@ -1,0 +1,31 @@
+"""Helpers for upload tests: multipart requests, the objects a user has, the tasks waiting in a queue."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+from werkzeug.datastructures import FileStorage, MultiDict
+from werkzeug.test import encode_multipart
+
+from models.storage.keys import user_originals_prefix
+
+
+def upload(client, headers, content: bytes, *, filename="photo.jpg", file_type="image/jpeg", **fields):
+    """POST a multipart upload, encoded in memory (the test client would spool big bodies to temp files)."""
+    parts = MultiDict(fields)
+    parts.add("file", FileStorage(io.BytesIO(content), filename, "file", file_type))
+    boundary, body = encode_multipart(parts)
+    content_type = f"multipart/form-data; boundary={boundary}"
+    return client.post("/v1/assets", data=body, headers=headers, content_type=content_type)
+
+
+def stored_keys(storage, user_id: str) -> list[str]:
+    return [info.key for info in storage.iter_objects(user_originals_prefix(user_id))]
+
+
+def queued(redis_client, settings, queue: str) -> list[tuple[str, list]]:
+    """(task name, args) of every message waiting in `queue` of this test run."""
+    messages = [json.loads(raw) for raw in redis_client.lrange(f"{settings.redis_key_prefix}{queue}", 0, -1)]
+    return [(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[0]) for m in messages]

@@ -1,0 +1,201 @@
+"""The import task: a remote file becomes a stored, charged original, or a failed asset with a code."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from sqlalchemy import update
+
+from models import taskqueue
+from models.assets import create_import
+from models.storage import make_storage
+from models.tables import Asset, Plan, User
+from models.users import ensure_user
+from tests.web.uploading import queued, stored_keys
+from tests.workers.remote_files import IMAGE, remote_files
+from workers import context as worker_context
+from workers.imports import import_remote
+
+
+@pytest.fixture(scope="module")
+def server():
+    with remote_files() as running:
+        yield running
+
+
+def install(settings, sessions, **overrides):
+    chosen = settings.model_copy(update=overrides)
+    return worker_context.install(
+        worker_context.WorkerContext(
+            settings=chosen,
+            engine=None,
+            sessions=sessions,
+            storage=make_storage(chosen),
+            celery=taskqueue.make_client(chosen),
+        )
+    )
+
+
+@pytest.fixture
+def loopback_allowed(settings, sessions):
+    return install(
+        settings, sessions, import_allow_http=True, import_allow_loopback=True, import_timeout_seconds=1.0
+    )
+
+
+@pytest.fixture
+def loopback_refused(settings, sessions):
+    return install(settings, sessions, import_allow_http=True, import_allow_loopback=False)
+
+
+def pending_import(session, user_id: str, url: str, asset_type: str = "image") -> str:
+    ensure_user(session, user_id)
+    asset = create_import(session, user_id=user_id, asset_type=asset_type, source_url=url, generation={})
+    session.commit()
+    return str(asset.id)
+
+
+def outcome(session, asset_id: str, user_id: str, storage) -> tuple:
+    session.expire_all()
+    asset = session.get(Asset, uuid.UUID(asset_id))
+    used = session.get(User, user_id).storage_used_bytes
+    return asset.status, asset.error, used, stored_keys(storage, user_id)
+
+
+def test_an_import_stores_the_file_charges_it_and_queues_its_renditions(
+    loopback_allowed, server, session, redis_client, settings
+):
+    asset_id = pending_import(session, "user_import_ok", server.url("/image.jpg"))
+
+    import_remote(asset_id)
+
+    session.expire_all()
+    asset = session.get(Asset, uuid.UUID(asset_id))
+    assert (asset.status, asset.mime_type, asset.size_bytes) == ("pending", "image/jpeg", len(IMAGE))
+    assert asset.storage_key.endswith(f"{asset_id}.jpg")
+    assert session.get(User, "user_import_ok").storage_used_bytes == len(IMAGE)
+    with loopback_allowed.storage.open(asset.storage_key) as stored:
+        assert stored.read() == IMAGE
+    assert (taskqueue.MAKE_IMAGE_RENDITIONS, [asset_id]) in queued(redis_client, settings, "images")
+
+
+def test_running_an_import_twice_stores_and_charges_once(loopback_allowed, server, session):
+    asset_id = pending_import(session, "user_import_twice", server.url("/image.jpg"))
+
+    import_remote(asset_id)
+    import_remote(asset_id)
+
+    status, error, used, keys = outcome(session, asset_id, "user_import_twice", loopback_allowed.storage)
+    assert (status, error, used, len(keys)) == ("pending", None, len(IMAGE), 1)
+
+
+def test_an_import_whose_asset_was_deleted_does_nothing(loopback_allowed, server, session):
+    asset_id = pending_import(session, "user_import_gone", server.url("/image.jpg"))
+    session.delete(session.get(Asset, uuid.UUID(asset_id)))
+    session.commit()
+
+    import_remote(asset_id)
+
+    assert stored_keys(loopback_allowed.storage, "user_import_gone") == []
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/hop/6", "too-many-redirects"),
+        ("/to-private", "blocked-address"),
+        ("/to-metadata", "blocked-address"),
+        ("/declared-huge", "too-large"),
+        ("/page.html", "unsupported-format"),
+        ("/missing", "download-failed"),
+        ("/slow", "timeout"),
+        ("/hang", "timeout"),
+    ],
+)
+def test_a_refused_import_fails_with_its_code_charges_nothing_and_stores_nothing(
+    loopback_allowed, server, session, path, code
+):
+    user_id = f"user_import_{code}"
+    asset_id = pending_import(session, user_id, server.url(path))
+
+    import_remote(asset_id)
+
+    assert outcome(session, asset_id, user_id, loopback_allowed.storage) == ("failed", code, 0, [])
+
+
+def test_a_body_past_the_plan_limit_without_a_length_fails_as_too_large(loopback_allowed, server, session):
+    session.execute(update(Plan).where(Plan.key == "free").values(max_upload_bytes=len(IMAGE) + 1000))
+    asset_id = pending_import(session, "user_import_stream", server.url("/undeclared-big"))
+
+    import_remote(asset_id)
+
+    assert outcome(session, asset_id, "user_import_stream", loopback_allowed.storage) == (
+        "failed",
+        "too-large",
+        0,
+        [],
+    )
+
+
+def test_an_image_announced_as_a_video_fails_as_a_type_mismatch(loopback_allowed, server, session):
+    asset_id = pending_import(session, "user_import_mismatch", server.url("/image.jpg"), asset_type="video")
+
+    import_remote(asset_id)
+
+    status, error, used, keys = outcome(session, asset_id, "user_import_mismatch", loopback_allowed.storage)
+    assert (status, error, used, keys) == ("failed", "type-mismatch", 0, [])
+
+
+def test_an_import_that_does_not_fit_the_quota_fails_and_leaves_no_object(loopback_allowed, server, session):
+    asset_id = pending_import(session, "user_import_full", server.url("/image.jpg"))
+    session.get(User, "user_import_full").storage_used_bytes = 500 * 1024 * 1024 - 10
+    session.commit()
+
+    import_remote(asset_id)
+
+    status, error, used, keys = outcome(session, asset_id, "user_import_full", loopback_allowed.storage)
+    assert (status, error, used, keys) == ("failed", "quota-exceeded", 500 * 1024 * 1024 - 10, [])
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "10.0.0.1", "169.254.169.254", "[::1]", "localhost"],
+)
+def test_without_the_loopback_setting_local_and_private_hosts_are_refused(
+    loopback_refused, server, session, host
+):
+    user_id = f"user_ssrf_{uuid.uuid4().hex[:6]}"
+    asset_id = pending_import(session, user_id, server.url("/image.jpg", host=host))
+    requests_before = len(server.hosts_seen)
+
+    import_remote(asset_id)
+
+    assert outcome(session, asset_id, user_id, loopback_refused.storage) == (
+        "failed",
+        "blocked-address",
+        0,
+        [],
+    )
+    assert len(server.hosts_seen) == requests_before
+
+
+def test_http_is_refused_unless_the_development_setting_allows_it(settings, sessions, server, session):
+    context = install(settings, sessions, import_allow_http=False, import_allow_loopback=True)
+    asset_id = pending_import(session, "user_import_http", server.url("/image.jpg"))
+
+    import_remote(asset_id)
+
+    assert outcome(session, asset_id, "user_import_http", context.storage) == (
+        "failed",
+        "scheme-not-allowed",
+        0,
+        [],
+    )
+
+
+def test_import_arguments_survive_a_json_round_trip():
+    arguments = [str(uuid.uuid4())]
+
+    assert json.loads(json.dumps(arguments)) == arguments

@@ -1,0 +1,82 @@
+"""Bodies for /v1/assets: generation metadata, upload hints, imports, the asset and its pages."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, StrictInt
+
+from web.schemas import Body
+
+Short = Annotated[str, Field(max_length=200)]
+AssetType = Literal["image", "video"]
+
+
+class GenerationMetadata(Body):
+    """What the canvas records about how a piece of media was generated (SPEC §3); all optional."""
+
+    provider: Short | None = None
+    variation_type: Short | None = None
+    camera_angle: Short | None = None
+    director_name: Short | None = None
+    emotion: Short | None = None
+    lighting_scenario: Short | None = None
+    storyline_label: Short | None = None
+    character_variation: Short | None = None
+    weather: Short | None = None
+    surface_map: Short | None = None
+    model: Short | None = None
+    prompt: Annotated[str, Field(max_length=4000)] | None = None
+    seed: StrictInt | Annotated[str, Field(max_length=64)] | None = None
+
+
+class UploadHints(Body):
+    """Client-side guesses of the media's size; only range-checked, never stored (the worker measures)."""
+
+    width: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    height: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    duration: Annotated[float, Field(gt=0, le=7200, allow_inf_nan=False)] | None = None
+
+
+class ImportIn(Body):
+    source_url: Annotated[str, Field(min_length=1, max_length=2048)]
+    asset_type: AssetType
+    metadata: GenerationMetadata | None = None
+
+
+class ListQuery(Body):
+    # Unknown query parameters (cache busters) are ignored rather than refused.
+    model_config = ConfigDict(Body.model_config, extra="ignore")
+
+    type: AssetType | None = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    cursor: Annotated[str, Field(max_length=200)] | None = None
+
+
+class AssetUrls(Body):
+    original: str | None
+    thumbnail: str | None
+    preview: str | None
+    poster: str | None
+
+
+class AssetOut(Body):
+    id: str
+    type: AssetType
+    status: Literal["pending", "processing", "ready", "failed"]
+    error: str | None
+    mime_type: str
+    size_bytes: int
+    width: int | None
+    height: int | None
+    duration: float | None
+    placeholder: str | None
+    metadata: GenerationMetadata
+    original_url: str | None
+    created_at: int
+    urls: AssetUrls
+
+
+class AssetPage(Body):
+    items: list[AssetOut]
+    next_cursor: str | None

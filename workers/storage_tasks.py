@@ -1,0 +1,34 @@
+"""Storage bookkeeping on the `maintenance` queue: reconcile usage with asset sizes, purge deleted objects."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from models import taskqueue
+from models.assets import purge_pending_deletions, reconcile_storage_usage
+from models.storage import make_storage
+from workers.context import WorkerContext, current
+
+PURGE_BATCH = 500
+
+
+def _storage(context: WorkerContext):
+    if context.storage is None:
+        context.storage = make_storage(context.settings)
+    return context.storage
+
+
+@shared_task(name=taskqueue.RECONCILE_STORAGE, soft_time_limit=240, time_limit=270)
+def reconcile_storage() -> list[dict]:
+    """Set each user's storage_used_bytes to the sum of their assets; report the drift fixed."""
+    with current().sessions.begin() as session:
+        fixed = reconcile_storage_usage(session)
+    return [drift.__dict__ for drift in fixed]
+
+
+@shared_task(name=taskqueue.PURGE_DELETED_OBJECTS, soft_time_limit=240, time_limit=270)
+def purge_deleted_objects(limit: int = PURGE_BATCH) -> int:
+    """Remove the objects of deleted assets from storage, one outboxed batch at a time."""
+    context = current()
+    with context.sessions.begin() as session:
+        return purge_pending_deletions(session, _storage(context), limit)

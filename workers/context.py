@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import make_engine, make_sessionmaker
 from models.settings import Settings
+from models.storage import make_storage
 
 
 @dataclass
@@ -34,7 +35,12 @@ def install(context: WorkerContext) -> WorkerContext:
 def build(settings: Settings) -> WorkerContext:
     """A context for `settings`; the engine connects lazily, after the worker has forked."""
     engine = make_engine(settings, pool_size=2, max_overflow=2)
-    return WorkerContext(settings=settings, engine=engine, sessions=make_sessionmaker(engine))
+    return WorkerContext(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        storage=make_storage(settings),
+    )
 
 
 def current() -> WorkerContext:

@@ -1,0 +1,214 @@
+"""make_image_renditions(): one decode, sRGB, oriented, metadata-free WebP renditions and a placeholder."""
+
+import base64
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.workers.media import hostile_media as media
+from workers.media.images import make_image_renditions, make_thumbnail
+from workers.media.limits import MediaLimits
+from workers.media.sniff import sniff
+
+LIMITS = MediaLimits()
+
+
+def renditions(content: bytes, limits: MediaLimits = LIMITS):
+    return make_image_renditions(io.BytesIO(content), sniff(content), limits)
+
+
+def decoded(webp: bytes) -> Image.Image:
+    img = Image.open(io.BytesIO(webp), formats=["WEBP"])
+    img.load()
+    return img
+
+
+def webp_chunks(webp: bytes) -> list[bytes]:
+    assert webp[:4] == b"RIFF" and webp[8:12] == b"WEBP"
+    chunks, at = [], 12
+    while at + 8 <= len(webp):
+        kind, size = webp[at : at + 4], int.from_bytes(webp[at + 4 : at + 8], "little")
+        chunks.append(kind)
+        at += 8 + size + (size & 1)
+    return chunks
+
+
+def thumbhash_average(placeholder: str) -> tuple[float, float, float, float]:
+    """The reference thumbHashToAverageRGBA, as 0..255 values."""
+    h = base64.b64decode(placeholder)
+    header = h[0] | h[1] << 8 | h[2] << 16
+    lum, p, q = (header & 63) / 63, ((header >> 6) & 63) / 31.5 - 1, ((header >> 12) & 63) / 31.5 - 1
+    alpha = (h[5] & 15) / 15 if header >> 23 else 1.0
+    b = lum - 2 / 3 * p
+    r = (3 * lum - b + q) / 2
+    g = r - q
+    return tuple(255 * min(1.0, max(0.0, v)) for v in (r, g, b, alpha))
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    x, y = np.asarray(a.convert("RGB"), np.float64), np.asarray(b.convert("RGB"), np.float64)
+    return float(10 * np.log10(255**2 / np.mean((x - y) ** 2)))
+
+
+def test_large_jpeg_gets_a_1600_preview_and_a_400_thumbnail() -> None:
+    result = renditions(media.good_jpeg(2400, 1800))
+    assert (result.width, result.height) == (2400, 1800)
+    assert decoded(result.preview).size == (1600, 1200)
+    assert decoded(result.thumbnail).size == (400, 300)
+
+
+def test_image_up_to_1600_px_gets_no_preview() -> None:
+    result = renditions(media.good_jpeg(1600, 900))
+    assert result.preview is None
+    assert decoded(result.thumbnail).size == (400, 225)
+
+
+def test_small_image_is_never_upscaled() -> None:
+    result = renditions(media.good_jpeg(120, 80))
+    assert decoded(result.thumbnail).size == (120, 80)
+    assert result.preview is None
+
+
+def test_portrait_image_is_fitted_by_its_height() -> None:
+    assert decoded(renditions(media.alpha_png(300, 900)).thumbnail).size == (133, 400)
+
+
+def test_exif_orientation_six_swaps_the_dimensions_and_turns_the_pixels() -> None:
+    stored = Image.new("RGB", (2000, 1000), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 1000, 1000))  # left half red: the top once turned
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    result = renditions(media.encode(stored, "JPEG", quality=95, exif=exif.tobytes()))
+    assert (result.width, result.height) == (1000, 2000)
+    thumb = decoded(result.thumbnail).convert("RGB")
+    assert thumb.size == (200, 400)
+    assert decoded(result.preview).size == (800, 1600)
+    top, bottom = thumb.getpixel((100, 50)), thumb.getpixel((100, 350))
+    assert top[0] > 200 and top[2] < 60
+    assert bottom[2] > 200 and bottom[0] < 60
+
+
+def test_cmyk_jpeg_is_converted_to_srgb() -> None:
+    thumb = decoded(renditions(media.cmyk_jpeg()).thumbnail)
+    assert thumb.mode == "RGB"
+    r, g, b = thumb.getpixel((10, 10))
+    assert r > 200 and g < 60 and b < 60
+
+
+def test_embedded_icc_profile_is_applied_before_the_profile_is_dropped() -> None:
+    thumb = decoded(renditions(media.icc_tagged_jpeg(fill=(220, 20, 20))).thumbnail)
+    r, _, b = thumb.getpixel((10, 10))
+    assert b > 150 and r < 80  # red in a profile whose red and blue primaries are swapped
+
+
+def test_alpha_is_kept() -> None:
+    thumb = decoded(renditions(media.alpha_png(400, 200)).thumbnail)
+    assert thumb.mode == "RGBA"
+    assert thumb.getpixel((50, 100))[3] == 255
+    assert thumb.getpixel((350, 100))[3] == 0
+
+
+def test_palette_image_with_transparency_keeps_its_transparency() -> None:
+    thumb = decoded(renditions(media.palette_png_with_transparency()).thumbnail)
+    assert thumb.mode == "RGBA"
+    assert thumb.getpixel((20, 50))[3] == 0
+    assert thumb.getpixel((180, 50))[1] > 150 and thumb.getpixel((180, 50))[3] == 255
+
+
+def test_sixteen_bit_grayscale_is_scaled_to_eight_bits_not_clipped() -> None:
+    thumb = decoded(renditions(media.sixteen_bit_png(value=32896)).thumbnail).convert("RGB")
+    assert all(120 <= v <= 136 for v in thumb.getpixel((10, 10)))
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
+def test_animated_image_is_rendered_from_its_first_frame(fmt: str) -> None:
+    thumb = decoded(renditions(media.animated(fmt)).thumbnail).convert("RGB")
+    r, _, b = thumb.getpixel((10, 10))
+    assert r > 200 and b < 60
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "TIFF", "WEBP", "GIF"])
+def test_each_other_accepted_format_gets_renditions(fmt: str) -> None:
+    result = renditions(media.encode(media.pattern(800, 600), fmt))
+    assert (result.width, result.height) == (800, 600)
+    assert decoded(result.thumbnail).size == (400, 300)
+
+
+def test_renditions_carry_no_exif_icc_or_xmp() -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "Camera maker"
+    exif[0x0112] = 1
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"></x:xmpmeta>'
+    content = media.good_jpeg(
+        2000, 1500, exif=exif.tobytes(), icc_profile=media.swapped_primaries_profile(), xmp=xmp
+    )
+    result = renditions(content)
+    for webp in (result.thumbnail, result.preview):
+        chunks = webp_chunks(webp)
+        assert not {b"EXIF", b"ICCP", b"XMP "} & set(chunks), chunks
+        assert b"Camera maker" not in webp
+
+
+def test_thumbnail_is_at_least_35_db_from_a_full_decode_lanczos_reference() -> None:
+    content = media.good_jpeg(3000, 2000, quality=92)
+    reference = Image.open(io.BytesIO(content))
+    reference = reference.convert("RGB").resize((400, 267), Image.Resampling.LANCZOS)
+    assert psnr(decoded(renditions(content).thumbnail), reference) >= 35
+
+
+def test_thumbnail_only_path_matches_the_renditions_thumbnail_size() -> None:
+    content = media.good_jpeg(1200, 800)
+    assert decoded(make_thumbnail(io.BytesIO(content), sniff(content), LIMITS)).size == (400, 267)
+
+
+def test_placeholder_is_a_short_thumbhash_of_the_average_colour() -> None:
+    result = renditions(media.encode(Image.new("RGB", (300, 200), (200, 40, 40)), "PNG"))
+    assert len(result.placeholder) <= 128
+    r, g, b, a = thumbhash_average(result.placeholder)
+    assert abs(r - 200) < 12 and abs(g - 40) < 12 and abs(b - 40) < 12 and a == 255
+
+
+def test_placeholder_of_a_transparent_image_records_alpha() -> None:
+    result = renditions(media.alpha_png(300, 200))
+    assert len(result.placeholder) <= 128
+    assert thumbhash_average(result.placeholder)[3] < 255
+
+
+def test_a_path_and_a_file_object_give_the_same_renditions(tmp_path) -> None:
+    content = media.good_jpeg(900, 600)
+    path = media.write(tmp_path, "photo.jpg", content)
+    assert make_image_renditions(str(path), sniff(content), LIMITS) == renditions(content)
+    assert make_image_renditions(path, sniff(content), LIMITS) == renditions(content)
+
+
+def test_image_over_pillows_default_bomb_limit_but_within_ours_renders_without_warnings() -> None:
+    side = 9_500  # 90.25 M pixels: over Pillow's 89.5 M default, under MediaLimits' 100 M
+    content = media.encode(Image.new("1", (side, side), 1), "PNG")
+    result = renditions(content)  # pytest turns any DecompressionBombWarning into an error
+    assert (result.width, result.height) == (side, side)
+
+
+def test_pillows_bomb_limit_is_raised_to_ours_and_never_lowered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)
+    renditions(media.good_jpeg(64, 48))
+    assert LIMITS.max_pixels == Image.MAX_IMAGE_PIXELS
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500_000_000)
+    renditions(media.good_jpeg(64, 48))
+    assert Image.MAX_IMAGE_PIXELS == 500_000_000
+
+
+def test_twelve_megapixel_jpeg_thumbnail_takes_a_reduced_scale_decode() -> None:
+    content = media.good_jpeg(4000, 3000)
+    sniffed = sniff(content)
+    make_thumbnail(io.BytesIO(content), sniffed, LIMITS)
+    started = time.perf_counter()
+    make_thumbnail(io.BytesIO(content), sniffed, LIMITS)
+    ours = time.perf_counter() - started
+    started = time.perf_counter()
+    full = Image.open(io.BytesIO(content))
+    full.load()
+    full_decode = time.perf_counter() - started
+    assert ours < full_decode

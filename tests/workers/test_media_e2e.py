@@ -1,0 +1,79 @@
+"""End to end: API uploads become ready in a real worker, renditions downloadable by signed URL."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import pytest
+import requests
+from PIL import Image
+
+from tests.processes import running, settings_env, wait_until, worker_command
+from tests.web.uploading import upload
+from tests.workers.media.hostile_media import alpha_png, good_jpeg, small_mp4
+
+pytestmark = pytest.mark.e2e
+
+
+def download(client, url: str) -> Image.Image:
+    """A signed URL fetched as a browser would: S3 presigned over HTTP, local through the API's /files/."""
+    if url.startswith("/"):
+        with client.get(url) as response:
+            status, body = response.status_code, response.get_data()
+    else:
+        response = requests.get(url, timeout=10)
+        status, body = response.status_code, response.content
+    assert status == 200
+    image = Image.open(io.BytesIO(body))
+    image.load()
+    return image
+
+
+def test_uploaded_jpeg_png_and_mp4_become_ready_with_downloadable_webp_renditions(
+    committed_app, auth_header, settings, tmp_path
+):
+    headers = auth_header(f"user_e2e_{uuid.uuid4().hex[:8]}")
+    client = committed_app.test_client()
+    files = {
+        "jpeg": (good_jpeg(2000, 1500), "photo.jpg", "image/jpeg"),
+        "png": (alpha_png(800, 600), "alpha.png", "image/png"),
+        "mp4": (small_mp4(tmp_path, 2.0, "640x360").read_bytes(), "clip.mp4", "video/mp4"),
+    }
+
+    with running(worker_command("images,videos"), settings_env(settings), tmp_path / "worker.log"):
+        ids = {}
+        for name, (content, filename, file_type) in files.items():
+            response = upload(client, headers, content, filename=filename, file_type=file_type)
+            assert response.status_code == 201, response.json
+            assert response.json["status"] in ("pending", "processing")
+            ids[name] = response.json["id"]
+
+        def finished(asset_id: str):
+            body = client.get(f"/v1/assets/{asset_id}", headers=headers).json
+            return body if body["status"] in ("ready", "failed") else None
+
+        assets = {
+            name: wait_until(lambda i=asset_id: finished(i), timeout=60) for name, asset_id in ids.items()
+        }
+
+    assert {name: (body["status"], body["error"]) for name, body in assets.items()} == dict.fromkeys(
+        files, ("ready", None)
+    )
+    jpeg, png, mp4 = assets["jpeg"], assets["png"], assets["mp4"]
+    assert (jpeg["width"], jpeg["height"], png["width"], png["height"]) == (2000, 1500, 800, 600)
+    assert (mp4["width"], mp4["height"]) == (640, 360)
+    assert mp4["duration"] == pytest.approx(2.0, abs=0.2)
+    assert all(body["placeholder"] for body in assets.values())
+
+    thumbnails = {name: download(client, body["urls"]["thumbnail"]) for name, body in assets.items()}
+    assert {name: (image.format, max(image.size)) for name, image in thumbnails.items()} == dict.fromkeys(
+        files, ("WEBP", 400)
+    )
+    assert thumbnails["png"].mode == "RGBA" and thumbnails["png"].getpixel((390, 150))[3] == 0
+    assert thumbnails["jpeg"].mode == "RGB"
+    preview = download(client, jpeg["urls"]["preview"])
+    assert (preview.format, preview.size) == ("WEBP", (1600, 1200))
+    assert png["urls"]["preview"] is None
+    poster = download(client, mp4["urls"]["poster"])
+    assert (poster.format, poster.size) == ("WEBP", (400, 225))

@@ -1,0 +1,1 @@
+"""Pure media functions: sniff, probe, decode, resize, encode. No database, no settings, no network."""

@@ -1,0 +1,103 @@
+"""Render a canvas's image and video elements into one small WebP (pure: images in, bytes out).
+
+Transforms follow Konva, which the canvas frontend uses: (x, y) is the element's top-left corner,
+the element is scaled by `scale` and rotated by `rotation` degrees clockwise about that corner.
+The content's bounding box is fitted so its longest side is `size` pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PIL import Image, ImageColor
+
+PLACEHOLDER_RGBA = (200, 200, 200, 255)
+EMPTY_CANVAS_ASPECT = 3 / 4
+WEBP_QUALITY = 80
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One element to draw: where, how big, and its picture (None draws a neutral placeholder)."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    scale: float
+    rotation: float
+    image: Image.Image | None
+
+
+def parse_colour(colour: str | None) -> tuple[int, int, int, int]:
+    """A CSS hex colour (#rgb, #rgba, #rrggbb, #rrggbbaa) as RGBA; white when absent."""
+    if not colour:
+        return (255, 255, 255, 255)
+    rgba = ImageColor.getcolor(colour, "RGBA")
+    return rgba if isinstance(rgba, tuple) and len(rgba) == 4 else (255, 255, 255, 255)
+
+
+def corners(element: Placed) -> list[tuple[float, float]]:
+    """The element's four corners on the canvas after scale and rotation about its top-left."""
+    angle = math.radians(element.rotation)
+    cos, sin = math.cos(angle), math.sin(angle)
+    width, height = element.width * element.scale, element.height * element.scale
+    return [
+        (element.x + u * cos - v * sin, element.y + u * sin + v * cos)
+        for u, v in ((0, 0), (width, 0), (width, height), (0, height))
+    ]
+
+
+def render(elements: Sequence[Placed], background: tuple[int, int, int, int], size: int = 400) -> bytes:
+    """WebP bytes of the elements (first drawn first) on `background`, longest side `size` px."""
+    visible = [e for e in elements if e.width * abs(e.scale) > 0 and e.height * abs(e.scale) > 0]
+    if not visible:
+        return _encode(Image.new("RGBA", (size, round(size * EMPTY_CANVAS_ASPECT)), background))
+    points = [point for element in visible for point in corners(element)]
+    left, top = min(x for x, _ in points), min(y for _, y in points)
+    span_x, span_y = max(x for x, _ in points) - left, max(y for _, y in points) - top
+    factor = size / max(span_x, span_y)
+    canvas = Image.new("RGBA", (max(1, round(span_x * factor)), max(1, round(span_y * factor))), background)
+    for element in visible:
+        _draw(canvas, element, left, top, factor)
+    return _encode(canvas)
+
+
+def _draw(canvas: Image.Image, element: Placed, left: float, top: float, factor: float) -> None:
+    width = max(1, round(element.width * abs(element.scale) * factor))
+    height = max(1, round(element.height * abs(element.scale) * factor))
+    if element.image is None:
+        picture = Image.new("RGBA", (width, height), PLACEHOLDER_RGBA)
+    else:
+        picture = element.image.convert("RGBA").resize((width, height), Image.Resampling.BICUBIC)
+    if element.scale < 0:  # a negative uniform scale mirrors both axes: a half turn
+        picture = picture.transpose(Image.Transpose.ROTATE_180)
+    if element.rotation % 360:
+        # PIL turns counter-clockwise; the canvas turns clockwise (y points down).
+        picture = picture.rotate(-element.rotation, resample=Image.Resampling.BICUBIC, expand=True)
+    # The element's centre is where its top-left corner's transform puts the middle of the box.
+    box = corners(element)
+    centre_x = ((box[0][0] + box[2][0]) / 2 - left) * factor
+    centre_y = ((box[0][1] + box[2][1]) / 2 - top) * factor
+    _composite(canvas, picture, round(centre_x - picture.width / 2), round(centre_y - picture.height / 2))
+
+
+def _composite(canvas: Image.Image, picture: Image.Image, x: int, y: int) -> None:
+    """Alpha-composite `picture` at (x, y), clipped to the canvas (alpha_composite refuses negatives)."""
+    crop_left, crop_top = max(0, -x), max(0, -y)
+    crop_right = min(picture.width, canvas.width - x)
+    crop_bottom = min(picture.height, canvas.height - y)
+    if crop_right <= crop_left or crop_bottom <= crop_top:
+        return
+    part = picture.crop((crop_left, crop_top, crop_right, crop_bottom))
+    canvas.alpha_composite(part, dest=(x + crop_left, y + crop_top))
+
+
+def _encode(canvas: Image.Image) -> bytes:
+    opaque = canvas.getextrema()[3][0] == 255
+    output = io.BytesIO()
+    (canvas.convert("RGB") if opaque else canvas).save(output, "WEBP", quality=WEBP_QUALITY, method=4)
+    return output.getvalue()

@@ -1,0 +1,25 @@
+"""The one error media functions raise for input they refuse."""
+
+CODES = frozenset(
+    {
+        "unsupported-format",
+        "corrupt",
+        "too-many-pixels",
+        "too-large-dimensions",
+        "too-long",
+        "no-video-stream",
+        "timeout",
+        "empty",
+    }
+)
+
+
+class MediaRejected(Exception):
+    """The input was refused; `code` is the machine code recorded on the asset row."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        if code not in CODES:
+            raise ValueError(f"unknown media rejection code {code!r}")
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail

@@ -1,0 +1,149 @@
+"""Image renditions: one reduced-scale decode, a 1600 px preview, a 400 px thumbnail, a placeholder."""
+
+import os
+import struct
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import Image
+
+from workers.media.color import resizable, to_srgb
+from workers.media.errors import MediaRejected
+from workers.media.limits import MediaLimits
+from workers.media.placeholder import thumbhash
+from workers.media.sniff import SniffedType, check_dimensions, image_header_size
+from workers.media.webp import encode_webp
+
+THUMBNAIL_SIDE = 400
+PREVIEW_SIDE = 1600
+# reduce() by whole factors while at least this much resampling is left, then resample: box-reducing
+# a 12 MP image is ~10x cheaper than Lanczos over it, and the thumbnails stay >50 dB against it.
+REDUCING_GAP = 2.0
+# The preview is mostly a 1/2-scale JPEG decode resampled by ~1.25, where Pillow's (antialiased)
+# bilinear costs under half of Lanczos and the difference does not show; thumbnails keep Lanczos.
+_PREVIEW_RESAMPLE = Image.Resampling.BILINEAR
+_THUMBNAIL_RESAMPLE = Image.Resampling.LANCZOS
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSE = {
+    2: [Image.Transpose.FLIP_LEFT_RIGHT],
+    3: [Image.Transpose.ROTATE_180],
+    4: [Image.Transpose.FLIP_TOP_BOTTOM],
+    5: [Image.Transpose.TRANSPOSE],
+    6: [Image.Transpose.ROTATE_270],
+    7: [Image.Transpose.TRANSVERSE],
+    8: [Image.Transpose.ROTATE_90],
+}
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError, KeyError)
+
+
+@dataclass(frozen=True)
+class ImageRenditions:
+    width: int  # after EXIF orientation
+    height: int
+    thumbnail: bytes  # WebP, longest side 400 (never upscaled)
+    preview: bytes | None  # WebP, longest side 1600, only when the original is larger
+    placeholder: str  # base64 ThumbHash
+
+
+Source = BinaryIO | str | os.PathLike[str]
+
+
+def make_image_renditions(source: Source, sniffed: SniffedType, limits: MediaLimits) -> ImageRenditions:
+    """Thumbnail, optional preview and placeholder from one decode; MediaRejected for hostile input."""
+    with _opened(source, sniffed, limits) as im:
+        orientation = _orientation(im)
+        icc_profile = im.info.get("icc_profile")
+        width, height = im.size
+        preview = None
+        if max(width, height) > PREVIEW_SIDE:
+            preview_image = _finish(_shrunk(im, PREVIEW_SIDE, _PREVIEW_RESAMPLE), icc_profile, orientation)
+            preview = encode_webp(preview_image)
+            thumbnail_image = _resized(preview_image, _fit(preview_image.size, THUMBNAIL_SIDE))
+        else:
+            thumbnail_image = _finish(_shrunk(im, THUMBNAIL_SIDE), icc_profile, orientation)
+    if orientation >= 5:
+        width, height = height, width
+    return ImageRenditions(width, height, encode_webp(thumbnail_image), preview, thumbhash(thumbnail_image))
+
+
+def make_thumbnail(source: Source, sniffed: SniffedType, limits: MediaLimits) -> bytes:
+    """Only the 400 px WebP thumbnail: the fastest path, for callers that need nothing else."""
+    with _opened(source, sniffed, limits) as im:
+        orientation = _orientation(im)
+        return encode_webp(_finish(_shrunk(im, THUMBNAIL_SIDE), im.info.get("icc_profile"), orientation))
+
+
+def _lift_pillow_bomb_limit(max_pixels: int) -> None:
+    # Pillow's decompression-bomb limit is one process-wide number that Image.open and some decoders
+    # consult. Our own bound (MediaLimits) is checked from the header before Image.open, so Pillow's
+    # only has to sit at or above it, or it would warn about (or refuse) images we accept. It is only
+    # ever raised, never lowered or restored, so there is no set/restore window for another caller
+    # to observe: in the prefork worker each child runs one task at a time on one thread anyway, and
+    # in a threaded process a concurrent reader sees either the old, stricter value or ours.
+    current = Image.MAX_IMAGE_PIXELS
+    if current is not None and current < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+@contextmanager
+def _opened(source: Source, sniffed: SniffedType, limits: MediaLimits) -> Iterator[Image.Image]:
+    with ExitStack() as stack:
+        fp = source if hasattr(source, "read") else stack.enter_context(open(source, "rb"))
+        check_dimensions(*image_header_size(fp, sniffed), limits)
+        _lift_pillow_bomb_limit(limits.max_pixels)
+        try:
+            im = stack.enter_context(Image.open(fp, formats=[sniffed.pil_format]))
+        except Image.DecompressionBombError as error:
+            raise MediaRejected("too-many-pixels", str(error)) from error
+        except _DECODE_ERRORS as error:
+            raise MediaRejected("corrupt", f"{sniffed.pil_format}: {error}") from error
+        check_dimensions(*im.size, limits)
+        yield im
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # malformed EXIF must not cost the upload its thumbnail
+        return 1
+    return value if isinstance(value, int) and value in _TRANSPOSE else 1
+
+
+def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
+    width, height = size
+    scale = min(1.0, side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _shrunk(im: Image.Image, side: int, resample: Image.Resampling = _THUMBNAIL_RESAMPLE) -> Image.Image:
+    """Decoded and resampled so the longest side is `side`, in stored (unrotated) orientation."""
+    target = _fit(im.size, side)
+    if im.format == "JPEG":
+        # DCT scaling: decode at the smallest of 1/1..1/8 that still covers `target`. draft() divides
+        # each side by the box's, so the box must have the output's aspect ratio, not a square.
+        im.draft(None, target)
+    try:
+        im.load()
+    except Image.DecompressionBombError as error:
+        raise MediaRejected("too-many-pixels", str(error)) from error
+    except _DECODE_ERRORS as error:
+        raise MediaRejected("corrupt", f"{im.format}: {error}") from error
+    return _resized(resizable(im), target, resample)
+
+
+def _resized(
+    img: Image.Image, target: tuple[int, int], resample: Image.Resampling = _THUMBNAIL_RESAMPLE
+) -> Image.Image:
+    if img.size == target:
+        return img
+    return img.resize(target, resample, reducing_gap=REDUCING_GAP)
+
+
+def _finish(img: Image.Image, icc_profile: bytes | None, orientation: int) -> Image.Image:
+    # Colour and orientation on the small image: a transpose before shrinking costs twice the decode.
+    img = to_srgb(img, icc_profile)
+    for method in _TRANSPOSE.get(orientation, []):
+        img = img.transpose(method)
+    return img

@@ -1,0 +1,179 @@
+"""What an upload is, from its magic bytes and header alone: cheap enough for the API process."""
+
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import BmpImagePlugin, GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
+
+from workers.media.errors import MediaRejected
+from workers.media.limits import MediaLimits
+
+# MPEG-TS is recognised by four sync bytes 188 apart, so the head must reach byte 564.
+SNIFF_BYTES = 1024
+
+# ISO-BMFF brands that are video (MP4 family). HEIF/AVIF/CR3 share the container but are not video.
+_MP4_BRANDS = frozenset({
+    b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1",
+    b"M4V ", b"M4VP", b"mmp4", b"dash", b"msnv", b"MSNV", b"f4v ", b"XAVC",
+})  # fmt: skip
+_QUICKTIME_BRAND = b"qt  "
+# Classic QuickTime files may start with these atoms instead of `ftyp`.
+_QUICKTIME_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
+_BMP_HEADER_SIZES = frozenset({12, 40, 52, 56, 64, 108, 124})
+_TS_PACKET = 188
+_TS_PACKETS_TO_CHECK = 4
+
+
+@dataclass(frozen=True)
+class SniffedType:
+    kind: str  # "image" | "video"
+    mime_type: str
+    pil_format: str | None  # the only Pillow plugin allowed to open it
+    demuxer: str | None  # the ffmpeg demuxer forced with -f
+
+
+def _image(mime_type: str, pil_format: str) -> SniffedType:
+    return SniffedType("image", mime_type, pil_format, None)
+
+
+def _video(mime_type: str, demuxer: str) -> SniffedType:
+    return SniffedType("video", mime_type, None, demuxer)
+
+
+JPEG = _image("image/jpeg", "JPEG")
+PNG = _image("image/png", "PNG")
+GIF = _image("image/gif", "GIF")
+WEBP = _image("image/webp", "WEBP")
+BMP = _image("image/bmp", "BMP")
+TIFF = _image("image/tiff", "TIFF")
+MP4 = _video("video/mp4", "mov")
+QUICKTIME = _video("video/quicktime", "mov")
+WEBM = _video("video/webm", "matroska")
+MPEG_PS = _video("video/mpeg", "mpeg")
+MPEG_TS = _video("video/mp2t", "mpegts")
+AVI = _video("video/x-msvideo", "avi")
+
+IMAGE_FORMATS = frozenset(t.pil_format for t in (JPEG, PNG, GIF, WEBP, BMP, TIFF))
+VIDEO_DEMUXERS = frozenset(t.demuxer for t in (MP4, QUICKTIME, WEBM, MPEG_PS, MPEG_TS, AVI))
+
+
+def sniff(head: bytes) -> SniffedType | None:
+    """The accepted type (SPEC §4 allow-list) the leading bytes prove, or None; empty input is None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return GIF
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return WEBP
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return AVI
+    if head[:2] == b"BM" and len(head) >= 18 and struct.unpack_from("<I", head, 14)[0] in _BMP_HEADER_SIZES:
+        return BMP
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return TIFF
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return WEBM if _ebml_doctype(head) == b"webm" else None
+    if head.startswith(b"\x00\x00\x01\xba"):
+        return MPEG_PS
+    if _is_mpeg_ts(head):
+        return MPEG_TS
+    return _iso_bmff(head)
+
+
+def _ebml_doctype(head: bytes) -> bytes | None:
+    # DocType element id 0x4282, then a one-byte size (0x80 | n): enough for "webm" and "matroska".
+    at = head.find(b"\x42\x82", 4, 64)
+    if at < 0 or at + 3 > len(head) or not head[at + 2] & 0x80:
+        return None
+    size = head[at + 2] & 0x7F
+    return head[at + 3 : at + 3 + size]
+
+
+def _is_mpeg_ts(head: bytes) -> bool:
+    needed = _TS_PACKET * (_TS_PACKETS_TO_CHECK - 1) + 1
+    return len(head) >= needed and all(head[i * _TS_PACKET] == 0x47 for i in range(_TS_PACKETS_TO_CHECK))
+
+
+def _iso_bmff(head: bytes) -> SniffedType | None:
+    if len(head) < 12:
+        return None
+    box_size, box_type = struct.unpack_from(">I4s", head, 0)
+    if box_type in _QUICKTIME_ATOMS and (box_size >= 8 or box_size in (0, 1)):
+        return QUICKTIME
+    if box_type != b"ftyp" or not 16 <= box_size <= 4096:
+        return None
+    major = head[8:12]
+    if major == _QUICKTIME_BRAND:
+        return QUICKTIME
+    if major in _MP4_BRANDS:
+        return MP4
+    compatible = {head[i : i + 4] for i in range(16, min(box_size, len(head)) - 3, 4)}
+    return MP4 if compatible & _MP4_BRANDS and not compatible & {b"heic", b"mif1", b"avif"} else None
+
+
+def check_dimensions(width: int, height: int, limits: MediaLimits) -> None:
+    """Refuse sizes outside SPEC §4: each side first (the user can act on it), then the pixel count."""
+    if width < 1 or height < 1:
+        raise MediaRejected("corrupt", f"{width}x{height} has no pixels")
+    if width > limits.max_dimension or height > limits.max_dimension:
+        raise MediaRejected("too-large-dimensions", f"{width}x{height} exceeds {limits.max_dimension} px")
+    if width * height > limits.max_pixels:
+        raise MediaRejected("too-many-pixels", f"{width}x{height} exceeds {limits.max_pixels} pixels")
+
+
+# Pillow's own classes, not Image.open: Image.open applies Pillow's process-wide decompression-bomb
+# limit, which would raise before we could report the declared size (the caller compares it with
+# MediaLimits). These read headers only; JpegImageFile rather than the JPEG factory so that
+# multi-picture JPEGs are not turned into MPO files, which seek (and bomb-check) at open.
+_HEADER_READERS = {
+    "JPEG": JpegImagePlugin.JpegImageFile,
+    "PNG": PngImagePlugin.PngImageFile,
+    "GIF": GifImagePlugin.GifImageFile,
+    "BMP": BmpImagePlugin.BmpImageFile,
+    "TIFF": TiffImagePlugin.TiffImageFile,
+}
+_HEADER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError, KeyError)
+
+
+def image_header_size(fp: BinaryIO, sniffed: SniffedType) -> tuple[int, int]:
+    """Width and height as the header declares them (before EXIF orientation), decoding no pixels."""
+    if sniffed.kind != "image" or sniffed.pil_format not in IMAGE_FORMATS:
+        raise MediaRejected("unsupported-format", f"{sniffed.mime_type} is not an image we decode")
+    fp.seek(0)
+    head = fp.read(32)
+    if not head:
+        raise MediaRejected("empty")
+    fp.seek(0)
+    if sniffed.pil_format == "WEBP":
+        # Pillow's WebP open reads the whole file and allocates the canvas: not a header read.
+        return _webp_canvas_size(head)
+    try:
+        reader = _HEADER_READERS[sniffed.pil_format](fp)
+    except Image.DecompressionBombError as error:
+        # Only a GIF whose first frame outgrows its screen by Pillow's hard limit gets here.
+        raise MediaRejected("too-many-pixels", str(error)) from error
+    except _HEADER_ERRORS as error:
+        raise MediaRejected("corrupt", f"unreadable {sniffed.pil_format} header: {error}") from error
+    finally:
+        fp.seek(0)
+    return reader.size
+
+
+def _webp_canvas_size(head: bytes) -> tuple[int, int]:
+    chunk = head[12:16]
+    try:
+        if chunk == b"VP8X":
+            width, height = int.from_bytes(head[24:27], "little"), int.from_bytes(head[27:30], "little")
+            return width + 1, height + 1
+        if chunk == b"VP8 " and head[23:26] == b"\x9d\x01\x2a":
+            width, height = struct.unpack_from("<HH", head, 26)
+            return width & 0x3FFF, height & 0x3FFF
+        if chunk == b"VP8L" and head[20] == 0x2F:
+            bits = int.from_bytes(head[21:25], "little")
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    except (struct.error, IndexError):
+        pass
+    raise MediaRejected("corrupt", "unreadable WebP header")

@@ -1,0 +1,238 @@
+"""Rate limiter benchmark: its cost per request, Redis round trips per request, accuracy under concurrency.
+
+Runs the API under gunicorn against the local PostgreSQL (a temporary database) and a private
+redis-server (so Redis command counts are this benchmark's alone), and compares, in one run,
+the same endpoints with and without `@rate_limited`:
+
+    .venv/bin/python bench/ratelimit.py [--seconds 3] [--rounds 3] [--clients 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+import redis  # noqa: E402
+
+from models import migrate  # noqa: E402
+from models.settings import Settings  # noqa: E402
+from web.auth import make_dev_token  # noqa: E402
+
+SERVER_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ACCURACY_LIMIT = 300
+HUGE = 1_000_000_000
+OVERRIDES = {
+    "default": {
+        "upload": {"perMinute": HUGE, "perHour": HUGE},
+        "video": {"perMinute": ACCURACY_LIMIT, "perHour": None, "perDay": None},
+    }
+}
+
+
+def bench_app():
+    """The API plus bench-only twins of a cheap endpoint, with and without the limiter (gunicorn factory)."""
+    from flask import Blueprint
+
+    from web.api import _authenticate
+    from web.app import create_app
+    from web.auth import current_identity
+    from web.ratelimit import rate_limited
+    from web.views import me
+
+    app = create_app(Settings())
+    bench = Blueprint("bench", __name__, url_prefix="/v1bench")
+    bench.before_request(_authenticate)
+
+    def whoami():
+        return {"userId": current_identity().user_id}
+
+    bench.add_url_rule("/whoami", "whoami", whoami)
+    bench.add_url_rule("/whoami-limited", "whoami_limited", rate_limited("upload")(whoami))
+    bench.add_url_rule("/usage", "usage", me.get_usage)
+    bench.add_url_rule("/usage-limited", "usage_limited", rate_limited("upload")(me.get_usage))
+    bench.add_url_rule("/accuracy", "accuracy", rate_limited("video")(whoami))
+    app.register_blueprint(bench)
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(check, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, redis.ConnectionError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("service did not come up")
+
+
+def hammer(
+    port: int, path: str, tokens: list[str], seconds: float | None, per_client: int | None
+) -> list[int]:
+    """Each client thread sends requests on its own keep-alive connection; returns the status codes."""
+    statuses: list[list[int]] = [[] for _ in tokens]
+    start = threading.Barrier(len(tokens))
+
+    def client(index: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Authorization": f"Bearer {tokens[index]}"}
+        start.wait()
+        deadline = time.monotonic() + (seconds or 0)
+        while (seconds and time.monotonic() < deadline) or (per_client and len(statuses[index]) < per_client):
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            statuses[index].append(response.status)
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(tokens))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [status for found in statuses for status in found]
+
+
+# Commands the script runs inside Redis: commandstats counts them too, but they are no round trips.
+SCRIPT_INNER = {"time", "zremrangebyscore", "zcount", "zcard", "zadd", "pexpire", "zrangebyscore"}
+
+
+def round_trips(server: redis.Redis) -> dict[str, int]:
+    """Calls per top-level command so far (INFO commandstats, minus the script's inner commands)."""
+    stats = server.info("commandstats")
+    calls = {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
+    return {name: count for name, count in calls.items() if name not in SCRIPT_INNER | {"info"}}
+
+
+def script_usec(server: redis.Redis) -> float:
+    return server.info("commandstats").get("cmdstat_evalsha", {}).get("usec_per_call", 0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    options = parser.parse_args()
+
+    run = uuid.uuid4().hex[:8]
+    database = f"iskra_bench_{run}"
+    redis_port, api_port = free_port(), free_port()
+    with psycopg.connect(SERVER_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    base = SERVER_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    database_url = f"{base}/{database}"
+    processes: list[subprocess.Popen] = []
+    try:
+        migrate.upgrade(database_url)
+        scratch = tempfile.mkdtemp(prefix="iskra-bench-")
+        processes.append(
+            subprocess.Popen(
+                ["/usr/bin/redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", scratch],
+                stdout=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+        server = redis.Redis(port=redis_port)
+        wait_for(server.ping)
+        secret = "bench-secret-long-enough-for-hs256-signatures"
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "REDIS_KEY_PREFIX": f"iskra-bench-{run}:",
+            "AUTH_MODE": "dev",
+            "DEV_JWT_SECRET": secret,
+            "ISKRA_DATA_DIR": scratch,
+            "LOG_LEVEL": "WARNING",
+            "RATE_LIMIT_OVERRIDES": json.dumps(OVERRIDES),
+        }
+        processes.append(
+            subprocess.Popen(
+                [str(Path(sys.executable).parent / "gunicorn"), "-k", "gthread", "-w", str(options.workers),
+                 "--threads", "8", "-b", f"127.0.0.1:{api_port}", "--log-level", "warning",
+                 "bench.ratelimit:bench_app()"],
+                cwd=ROOT, env=env,
+            )
+        )  # fmt: skip
+        settings = Settings(_env_file=None, auth_mode="dev", dev_jwt_secret=secret)
+        tokens = [make_dev_token(settings, f"user_bench_{i}") for i in range(options.clients)]
+
+        def up() -> bool:
+            connection = http.client.HTTPConnection("127.0.0.1", api_port, timeout=2)
+            connection.request("GET", "/livez")
+            return connection.getresponse().status == 200
+
+        wait_for(up)
+        report = {"clients": options.clients, "workers": options.workers, "seconds": options.seconds}
+        for plain, limited in (
+            ("/v1bench/whoami", "/v1bench/whoami-limited"),
+            ("/v1bench/usage", "/v1bench/usage-limited"),
+        ):
+            hammer(api_port, plain, tokens, 1.0, None)  # warm up: users created, scripts loaded, pools filled
+            hammer(api_port, limited, tokens, 1.0, None)
+            rates: dict[str, list[float]] = {plain: [], limited: []}
+            trips: list[float] = []
+            evalshas: list[float] = []
+            for _ in range(options.rounds):
+                for path in (plain, limited):
+                    before = round_trips(server)
+                    started = time.perf_counter()
+                    statuses = hammer(api_port, path, tokens, options.seconds, None)
+                    elapsed = time.perf_counter() - started
+                    assert set(statuses) == {200}, set(statuses)
+                    rates[path].append(len(statuses) / elapsed)
+                    if path == limited:
+                        after = round_trips(server)
+                        trips.append((sum(after.values()) - sum(before.values())) / len(statuses))
+                        evalshas.append((after.get("evalsha", 0) - before.get("evalsha", 0)) / len(statuses))
+            without, with_ = statistics.median(rates[plain]), statistics.median(rates[limited])
+            report[plain] = {
+                "without_rps": round(without),
+                "with_rps": round(with_),
+                "cost_percent": round(100 * (1 - with_ / without), 1),
+                "redis_round_trips_per_request": round(statistics.median(trips), 3),
+                "evalsha_per_request": round(statistics.median(evalshas), 3),
+            }
+        report["script_usec_per_call_in_redis"] = script_usec(server)
+        statuses = hammer(api_port, "/v1bench/accuracy", [tokens[0]] * options.clients, None, 100)
+        report["accuracy"] = {
+            "limit": ACCURACY_LIMIT,
+            "requests": len(statuses),
+            "allowed": statuses.count(200),
+            "refused": statuses.count(429),
+        }
+        print(json.dumps(report, indent=2))
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait(timeout=20)
+        with psycopg.connect(SERVER_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()

@@ -76,6 +76,14 @@ def make_client(settings: Settings) -> Celery:
     return configure(Celery("iskra-client", set_as_current=False), settings)
 
 
-def send(client: Celery, task_name: str, *args: Any, headers: dict[str, Any] | None = None) -> None:
+def send(
+    client: Celery,
+    task_name: str,
+    *args: Any,
+    headers: dict[str, Any] | None = None,
+    countdown: float | None = None,
+) -> None:
     """Send a task by its stable name to its queue. Call only after the creating transaction commits."""
-    client.send_task(task_name, args=list(args), queue=queue_for(task_name), headers=headers or {})
+    client.send_task(
+        task_name, args=list(args), queue=queue_for(task_name), headers=headers or {}, countdown=countdown
+    )

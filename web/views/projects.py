@@ -1,7 +1,180 @@
-"""Placeholder: this resource's views are being written."""
+"""Projects: list, create, read with its canvas, autosave with revisions, rename, delete."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import structlog
+from flask import Blueprint, request
+from spectree import Response
 
-bp = Blueprint("projects", __name__)
+from models import projects
+from models.canvas import CanvasState, parse_canvas_state
+from models.errors import BadRequest, PayloadTooLarge
+from models.projects import etag
+from models.tables import Project
+from models.taskqueue import RENDER_PROJECT_THUMBNAIL
+from models.users import ensure_user
+from web.auth import current_identity
+from web.db import db
+from web.enqueue import enqueue
+from web.openapi import api
+from web.schemas import dump, epoch_ms
+from web.schemas.projects import (
+    CreateIn,
+    ListQuery,
+    ProjectOut,
+    ProjectPage,
+    ProjectSummaryOut,
+    RenameIn,
+    SavedOut,
+)
+from web.services import services
+
+bp = Blueprint("projects", __name__, url_prefix="/projects")
+log = structlog.get_logger(__name__)
+# Revisions are PostgreSQL integers; longer digit strings can never match and must not reach the query.
+MAX_REVISION = 2**31 - 1
+
+
+def _bad_query(_req, _resp, error, *_rest) -> None:
+    # A bad page size or cursor is a 400 (SPEC §4), not a body validation failure.
+    if error is not None:
+        raise BadRequest("`limit` must be 1-100 and `cursor` one this API handed out.")
+
+
+@bp.get("")
+@api.validate(query=ListQuery, resp=Response(HTTP_200=ProjectPage), tags=["projects"], before=_bad_query)
+def list_projects():
+    """The caller's projects, last saved first (metadata only)."""
+    identity, query = current_identity(), request.context.query
+    with db().begin():
+        ensure_user(db(), identity.user_id, identity.email)
+        rows, next_cursor = projects.list_projects(db(), identity.user_id, query.limit, query.cursor)
+    return dump(ProjectPage(items=[_summary(row) for row in rows], next_cursor=next_cursor))
+
+
+@bp.post("")
+@api.validate(json=CreateIn, resp=Response(HTTP_201=ProjectOut), tags=["projects"])
+def create_project():
+    """A new empty project; named `Iskra Project NN` unless a name is given."""
+    identity, body = current_identity(), request.context.json
+    with db().begin():
+        ensure_user(db(), identity.user_id, identity.email)
+        project = projects.create_project(
+            db(), identity.user_id, body.name if body else None, services().settings.max_projects_per_user
+        )
+    headers = {"ETag": etag(project.revision), "Location": f"/v1/projects/{project.id}"}
+    return dump(_full(project, {})), 201, headers
+
+
+@bp.get("/<project_id>")
+@api.validate(resp=Response(HTTP_200=ProjectOut), tags=["projects"])
+def get_project(project_id: str):
+    """The project with its canvas state and signed thumbnail URLs of the assets it shows."""
+    user_id = current_identity().user_id
+    with db().begin():
+        project = projects.get_project(db(), user_id, project_id)
+        keys = projects.asset_thumbnail_keys(db(), user_id, project.canvas_state)
+    return dump(_full(project, keys)), 200, {"ETag": etag(project.revision)}
+
+
+@bp.put("/<project_id>/state")
+@api.validate(json=CanvasState, resp=Response(HTTP_200=SavedOut), tags=["projects"], skip_validation=True)
+def save_state(project_id: str):
+    """Autosave the canvas; a stale If-Match is refused (412), without it the last write wins."""
+    settings = services().settings
+    raw = _read_body(settings.max_project_state_bytes)
+    state = parse_canvas_state(raw, settings.max_elements_per_project)
+    with db().begin():
+        saved = projects.save_state(
+            db(), current_identity().user_id, project_id, raw.decode(), state, _expected_revisions()
+        )
+    _schedule_thumbnail(project_id)
+    body = SavedOut(revision=saved.revision, last_saved_at=epoch_ms(saved.last_saved_at),
+                    image_count=saved.image_count, video_count=saved.video_count)  # fmt: skip
+    return dump(body), 200, {"ETag": etag(saved.revision)}
+
+
+@bp.patch("/<project_id>")
+@api.validate(json=RenameIn, resp=Response(HTTP_200=ProjectSummaryOut), tags=["projects"])
+def rename_project(project_id: str):
+    """Rename the project (trimmed, 1-100 characters); the canvas and its revision are untouched."""
+    with db().begin():
+        project = projects.rename_project(
+            db(), current_identity().user_id, project_id, request.context.json.name
+        )
+    return dump(_summary(project)), 200, {"ETag": etag(project.revision)}
+
+
+@bp.delete("/<project_id>")
+@api.validate(resp=Response("HTTP_204"), tags=["projects"])
+def delete_project(project_id: str):
+    """Delete the project for good; the assets it showed are kept."""
+    with db().begin():
+        projects.delete_project(db(), current_identity().user_id, project_id)
+    return "", 204
+
+
+def _read_body(limit: int) -> bytes:
+    """The raw body, refused with 413 before any parsing when it is over `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"A canvas state is at most {limit} bytes.")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"A canvas state is at most {limit} bytes.")
+    return raw
+
+
+def _expected_revisions() -> list[int] | None:
+    """The revisions If-Match accepts; None when absent or `*` (any current revision, last write wins).
+
+    Weak tags (W/"7") count as their revision: a proxy that compresses the GET weakens its ETag, and
+    a revision number names the canvas exactly whatever the transfer encoding.
+    """
+    if "If-Match" not in request.headers or request.if_match.star_tag:
+        return None
+    tags = request.if_match.as_set(include_weak=True)
+    return sorted(
+        int(tag)
+        for tag in tags
+        if tag.isascii() and tag.isdigit() and len(tag) <= 10 and int(tag) <= MAX_REVISION
+    )
+
+
+def _schedule_thumbnail(project_id: str) -> None:
+    """Enqueue one render per project per debounce window; never fails the save that already committed."""
+    settings = services().settings
+    debounce = settings.project_thumbnail_debounce_seconds
+    key = f"{settings.redis_key_prefix}project-thumb:{projects.parse_id(project_id)}"
+    try:
+        # Saves inside the window find the key set: the render already scheduled at its end sees them.
+        if services().redis.set(key, 1, nx=True, px=max(1, int(debounce * 1000))):
+            enqueue(RENDER_PROJECT_THUMBNAIL, str(projects.parse_id(project_id)), countdown=debounce)
+    except Exception as error:  # Redis or the broker is down; the next save schedules it again.
+        log.warning("project_thumbnail_not_scheduled", project_id=project_id, error=repr(error))
+
+
+def _thumbnail_url(key: str | None) -> str | None:
+    if key is None:
+        return None
+    ttl = services().settings.signed_url_ttl_seconds
+    return services().storage.url(key, expires_in=ttl, content_type="image/webp")
+
+
+def _summary(project: Project) -> ProjectSummaryOut:
+    return ProjectSummaryOut(
+        id=str(project.id),
+        name=project.name,
+        image_count=project.image_count,
+        video_count=project.video_count,
+        thumbnail_url=_thumbnail_url(project.thumbnail_key),
+        revision=project.revision,
+        last_saved_at=epoch_ms(project.last_saved_at),
+        created_at=epoch_ms(project.created_at),
+    )
+
+
+def _full(project: Project, asset_keys: dict[str, str]) -> ProjectOut:
+    urls = {asset_id: _thumbnail_url(key) for asset_id, key in asset_keys.items()}
+    return ProjectOut(
+        **_summary(project).model_dump(), canvas_state=project.canvas_state, asset_thumbnails=urls
+    )

@@ -1,0 +1,102 @@
+"""The canvasState schema (SPEC §3): strict, finite, unknown keys refused, parsed straight from bytes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from models.errors import ValidationFailed
+
+# PostgreSQL's jsonb refuses \u0000, so it is refused here instead of failing the UPDATE.
+Text = Annotated[str, StringConstraints(max_length=2048, pattern=r"^[^\x00]*$")]
+ElementId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00]*$")]
+HexColour = Annotated[
+    str, StringConstraints(pattern=r"^#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
+]
+NonNegative = Annotated[float, Field(ge=0)]
+# Shown to the client at most this many validation errors; the rest are counted.
+MAX_REPORTED_ERRORS = 20
+
+
+class Strict(BaseModel):
+    """Unknown keys refused, no type coercion ("1" is not a number), no NaN or infinity."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class Transform(Strict):
+    x: float
+    y: float
+    scale: float
+    rotation: float
+
+
+class Viewport(Strict):
+    x: float
+    y: float
+    scale: float
+
+
+class Element(Strict):
+    id: ElementId
+    type: Literal["image", "video", "text", "shape"]
+    transform: Transform
+    zIndex: float
+    width: NonNegative | None = None
+    height: NonNegative | None = None
+    assetId: Text | None = None
+    assetType: Literal["image", "video"] | None = None
+    assetSyncedAt: float | None = None
+    originalFalUrl: Text | None = None
+    currentTime: NonNegative | None = None
+    duration: NonNegative | None = None
+    isPlaying: bool | None = None
+    volume: Annotated[float, Field(ge=0, le=1)] | None = None
+    muted: bool | None = None
+
+
+class CanvasState(Strict):
+    backgroundColor: HexColour | None = None
+    lastModified: float
+    viewport: Viewport | None = None
+    elements: list[Element]
+
+    @model_validator(mode="after")
+    def _ids_are_unique(self) -> CanvasState:
+        seen: set[str] = set()
+        for index, element in enumerate(self.elements):
+            if element.id in seen:
+                raise ValueError(f"elements[{index}].id {element.id!r} is used by an earlier element")
+            seen.add(element.id)
+        return self
+
+    def counts(self) -> tuple[int, int]:
+        """How many image and video elements the canvas holds."""
+        images = sum(1 for element in self.elements if element.type == "image")
+        videos = sum(1 for element in self.elements if element.type == "video")
+        return images, videos
+
+    def asset_ids(self) -> list[str]:
+        """Every distinct asset id the elements reference, in first-seen order."""
+        return list(dict.fromkeys(e.assetId for e in self.elements if e.assetId is not None))
+
+
+def parse_canvas_state(raw: bytes, max_elements: int) -> CanvasState:
+    """Validate a request body as a canvasState; ValidationFailed (422) lists what is wrong."""
+    try:
+        state = CanvasState.model_validate_json(raw)
+    except ValidationError as error:
+        errors = error.errors(include_url=False, include_context=False, include_input=False)
+        raise ValidationFailed(
+            "The canvas state does not match the schema.",
+            errors=[_jsonable(item) for item in errors[:MAX_REPORTED_ERRORS]],
+            errorCount=len(errors),
+        ) from None
+    if len(state.elements) > max_elements:
+        raise ValidationFailed(f"A project holds at most {max_elements} elements; got {len(state.elements)}.")
+    return state
+
+
+def _jsonable(error: Any) -> dict[str, Any]:
+    return {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}

@@ -1,0 +1,231 @@
+"""Projects: listing, creation under the per-user cap, autosaves with revisions, rename and delete."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import String, Uuid, any_, bindparam, cast, delete, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Session, load_only
+
+from models.canvas import CanvasState
+from models.errors import BadRequest, NotFound, PreconditionFailed, TooManyProjects, ValidationFailed
+from models.tables import Asset, PendingDeletion, Project, User
+
+DEFAULT_NAME = "Iskra Project {number:02d}"
+LISTED_COLUMNS = (
+    Project.id,
+    Project.name,
+    Project.image_count,
+    Project.video_count,
+    Project.thumbnail_key,
+    Project.revision,
+    Project.last_saved_at,
+    Project.created_at,
+)
+
+
+@dataclass(frozen=True)
+class Saved:
+    revision: int
+    last_saved_at: datetime
+    image_count: int
+    video_count: int
+
+
+def parse_id(project_id: str) -> uuid.UUID:
+    """The project's UUID; anything else names no project (404, like someone else's)."""
+    try:
+        return uuid.UUID(project_id)
+    except ValueError:
+        raise NotFound("No such project.") from None
+
+
+def list_projects(
+    session: Session, user_id: str, limit: int, cursor: str | None
+) -> tuple[list[Project], str | None]:
+    """One page of the user's projects, last saved first, and the cursor of the next page (or None)."""
+    query = (
+        select(Project)
+        .options(load_only(*LISTED_COLUMNS))
+        .where(Project.user_id == user_id)
+        .order_by(Project.last_saved_at.desc(), Project.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor is not None:
+        saved_at, last_id = _decode_cursor(cursor)
+        query = query.where(tuple_(Project.last_saved_at, Project.id) < tuple_(saved_at, last_id))
+    rows = list(session.scalars(query))
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], _encode_cursor(last.last_saved_at, last.id)
+
+
+def create_project(session: Session, user_id: str, name: str | None, max_projects: int) -> Project:
+    """A new empty project; the user row is locked so concurrent creates cannot pass the cap together."""
+    session.execute(select(User.user_id).where(User.user_id == user_id).with_for_update())
+    count = session.scalar(select(func.count()).select_from(Project).where(Project.user_id == user_id)) or 0
+    if count >= max_projects:
+        raise TooManyProjects(f"A user holds at most {max_projects} projects.", limit=max_projects)
+    project = Project(
+        user_id=user_id,
+        name=name or DEFAULT_NAME.format(number=count + 1),
+        canvas_state={"elements": [], "lastModified": 0},
+    )
+    session.add(project)
+    session.flush()
+    session.refresh(project)
+    return project
+
+
+def get_project(session: Session, user_id: str, project_id: str) -> Project:
+    """The user's project, or NotFound when it is missing or someone else's."""
+    project = session.scalar(
+        select(Project).where(Project.id == parse_id(project_id), Project.user_id == user_id)
+    )
+    if project is None:
+        raise NotFound("No such project.")
+    return project
+
+
+def save_state(
+    session: Session,
+    user_id: str,
+    project_id: str,
+    raw_state: str,
+    state: CanvasState,
+    expected_revisions: list[int] | None,
+) -> Saved:
+    """Store a validated canvas as sent, in one UPDATE; `expected_revisions` is the If-Match (None: any)."""
+    pid = parse_id(project_id)
+    _check_asset_ownership(session, user_id, state)
+    images, videos = state.counts()
+    conditions = [Project.id == pid, Project.user_id == user_id]
+    if expected_revisions is not None:
+        conditions.append(Project.revision.in_(expected_revisions))
+    # The raw text goes to jsonb as sent: no Python re-serialisation, no defaults added.
+    row = session.execute(
+        update(Project)
+        .where(*conditions)
+        .values(
+            canvas_state=cast(bindparam("raw_state", raw_state, type_=String), JSONB),
+            revision=Project.revision + 1,
+            image_count=images,
+            video_count=videos,
+            last_saved_at=func.now(),
+            updated_at=func.now(),
+        )
+        .returning(Project.revision, Project.last_saved_at)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    if row is None:
+        _refuse_failed_save(session, user_id, pid)
+    return Saved(row.revision, row.last_saved_at, images, videos)
+
+
+def _refuse_failed_save(session: Session, user_id: str, pid: uuid.UUID) -> None:
+    # Only reached when the UPDATE matched nothing: tell a missing project from a stale revision.
+    current = session.scalar(select(Project.revision).where(Project.id == pid, Project.user_id == user_id))
+    if current is None:
+        raise NotFound("No such project.")
+    error = PreconditionFailed(
+        f"The project is at revision {current}; reload it and save again.", currentRevision=current
+    )
+    error.headers["ETag"] = etag(current)
+    raise error
+
+
+def _check_asset_ownership(session: Session, user_id: str, state: CanvasState) -> None:
+    """Refuse elements whose asset is not the caller's (or not of the type the element claims)."""
+    referenced = state.asset_ids()
+    if not referenced:
+        return
+    ids = [parsed for value in referenced if (parsed := _uuid_or_none(value)) is not None]
+    owned = dict(
+        session.execute(
+            select(Asset.id, Asset.type).where(
+                Asset.id == any_(bindparam("asset_ids", ids, type_=ARRAY(Uuid))), Asset.user_id == user_id
+            )
+        ).all()
+    )
+    for index, element in enumerate(state.elements):
+        if element.assetId is None:
+            continue
+        asset_type = owned.get(_uuid_or_none(element.assetId))
+        if asset_type is None or (element.assetType is not None and element.assetType != asset_type):
+            raise ValidationFailed(
+                f"Element {element.id!r} references an asset that is not one of yours.",
+                elementId=element.id,
+                elementIndex=index,
+                assetId=element.assetId,
+            )
+
+
+def asset_thumbnail_keys(session: Session, user_id: str, state: dict) -> dict[str, str]:
+    """{assetId: thumbnail or poster key} for the user's assets the canvas references."""
+    ids = {
+        parsed
+        for element in state.get("elements", [])
+        if (parsed := _uuid_or_none(element.get("assetId"))) is not None
+    }
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Asset.id, Asset.type, Asset.thumbnail_key, Asset.poster_key).where(
+            Asset.id == any_(bindparam("asset_ids", list(ids), type_=ARRAY(Uuid))), Asset.user_id == user_id
+        )
+    )
+    keys = {str(row.id): row.poster_key if row.type == "video" else row.thumbnail_key for row in rows}
+    return {asset_id: key for asset_id, key in keys.items() if key}
+
+
+def rename_project(session: Session, user_id: str, project_id: str, name: str) -> Project:
+    """The renamed project (the canvas and its revision are untouched)."""
+    project = get_project(session, user_id, project_id)
+    project.name = name
+    session.flush()
+    return project
+
+
+def delete_project(session: Session, user_id: str, project_id: str) -> None:
+    """Remove the project for good (its assets stay); its thumbnail object goes to the deletion outbox."""
+    deleted = session.execute(
+        delete(Project)
+        .where(Project.id == parse_id(project_id), Project.user_id == user_id)
+        .returning(Project.thumbnail_key)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    if deleted is None:
+        raise NotFound("No such project.")
+    if deleted.thumbnail_key:
+        session.add(PendingDeletion(storage_key=deleted.thumbnail_key))
+
+
+def etag(revision: int) -> str:
+    """The strong entity tag of a project revision."""
+    return f'"{revision}"'
+
+
+def _uuid_or_none(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _encode_cursor(saved_at: datetime, project_id: uuid.UUID) -> str:
+    raw = json.dumps([saved_at.isoformat(), str(project_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        saved_at, project_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(saved_at), uuid.UUID(project_id)
+    except (ValueError, TypeError):
+        raise BadRequest("The cursor is not one this API handed out.") from None

@@ -1,0 +1,170 @@
+"""The project-thumbnail task: renders the latest canvas, records it, never records a stale render."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+
+from PIL import Image
+from sqlalchemy import select, update
+
+from models.storage.keys import project_thumbnail_key, rendition_key
+from models.tables import Asset, PendingDeletion, Project
+from models.taskqueue import RENDER_PROJECT_THUMBNAIL
+from models.users import ensure_user
+from workers import projects as task_module
+from workers.media.canvas_render import PLACEHOLDER_RGBA
+from workers.projects import render_project_thumbnail
+
+RED, GREEN = (255, 0, 0), (0, 255, 0)
+
+
+def webp(colour, size=(100, 100)) -> bytes:
+    output = io.BytesIO()
+    Image.new("RGB", size, colour).save(output, "WEBP", lossless=True)
+    return output.getvalue()
+
+
+def stored_asset(session, storage, user_id, kind, colour) -> str:
+    asset_id = uuid.uuid4()
+    key = rendition_key(asset_id, "poster" if kind == "video" else "thumbnail")
+    storage.put(key, io.BytesIO(webp(colour)), content_type="image/webp")
+    ensure_user(session, user_id)
+    session.add(Asset(id=asset_id, user_id=user_id, type=kind, storage_key=f"originals/u/{asset_id}.bin",
+                      mime_type="image/webp", size_bytes=1, status="ready",
+                      thumbnail_key=key if kind == "image" else None,
+                      poster_key=key if kind == "video" else None))  # fmt: skip
+    session.flush()
+    return str(asset_id)
+
+
+def element(element_id, x, asset_id=None, kind="image", **extra) -> dict:
+    found = {"id": element_id, "type": kind, "zIndex": 0, "width": 100, "height": 100,
+             "transform": {"x": x, "y": 0, "scale": 1, "rotation": 0}, **extra}  # fmt: skip
+    return found | ({"assetId": asset_id} if asset_id else {})
+
+
+def add_project(session, elements, revision=1, user_id="user_canvas", **columns) -> str:
+    ensure_user(session, user_id)
+    project = Project(user_id=user_id, name="Board", revision=revision,
+                      canvas_state={"lastModified": 0, "elements": elements, "backgroundColor": "#000"},
+                      **columns)  # fmt: skip
+    session.add(project)
+    session.commit()
+    return str(project.id)
+
+
+def project_row(session, project_id) -> Project:
+    session.expire_all()
+    return session.get(Project, uuid.UUID(project_id))
+
+
+def thumbnail(storage, key) -> Image.Image:
+    with storage.open(key) as stream:
+        picture = Image.open(io.BytesIO(stream.read()))
+        assert picture.format == "WEBP"
+        return picture.convert("RGB")
+
+
+def near(actual, expected) -> bool:
+    return max(abs(a - e) for a, e in zip(actual, expected, strict=True)) <= 40
+
+
+def test_the_canvas_is_drawn_from_image_thumbnails_and_video_posters(worker_context, session):
+    storage = worker_context.storage
+    image = stored_asset(session, storage, "user_canvas", "image", RED)
+    video = stored_asset(session, storage, "user_canvas", "video", GREEN)
+    project_id = add_project(session, [element("a", 0, image), element("b", 100, video, "video")], revision=3)
+
+    render_project_thumbnail(project_id)
+
+    row = project_row(session, project_id)
+    assert (row.thumbnail_key, row.thumbnail_revision) == (project_thumbnail_key(project_id, 3), 3)
+    picture = thumbnail(storage, row.thumbnail_key)
+    assert picture.size == (400, 200)
+    assert near(picture.getpixel((100, 100)), RED)
+    assert near(picture.getpixel((300, 100)), GREEN)
+
+
+def test_missing_renditions_and_someone_elses_assets_draw_as_placeholders(worker_context, session):
+    storage = worker_context.storage
+    theirs = stored_asset(session, storage, "user_someone_else", "image", RED)
+    pending = uuid.uuid4()
+    project_id = add_project(session, [element("a", 0, theirs), element("b", 100, str(pending))])
+
+    render_project_thumbnail(project_id)
+
+    picture = thumbnail(storage, project_row(session, project_id).thumbnail_key)
+    assert near(picture.getpixel((100, 100)), PLACEHOLDER_RGBA[:3])
+    assert near(picture.getpixel((300, 100)), PLACEHOLDER_RGBA[:3])
+
+
+def test_a_thumbnail_already_of_the_current_revision_is_not_rendered_again(worker_context, session):
+    project_id = add_project(session, [element("a", 0)], revision=4, thumbnail_revision=4)
+
+    render_project_thumbnail(project_id)
+
+    assert project_row(session, project_id).thumbnail_key is None
+    assert list(worker_context.storage.iter_objects(f"projects/{project_id}/")) == []
+
+
+def test_a_newer_render_replaces_the_old_thumbnail_and_outboxes_its_object(worker_context, session):
+    old_key = "projects/old/thumbnail-1.webp"
+    project_id = add_project(
+        session, [element("a", 0)], revision=2, thumbnail_key=old_key, thumbnail_revision=1
+    )
+
+    render_project_thumbnail(project_id)
+
+    assert project_row(session, project_id).thumbnail_key == project_thumbnail_key(project_id, 2)
+    assert old_key in session.scalars(select(PendingDeletion.storage_key)).all()
+
+
+def test_a_save_during_the_render_leaves_the_row_alone_and_removes_the_stale_object(
+    worker_context, session, monkeypatch
+):
+    project_id = add_project(session, [element("a", 0)], revision=1)
+    real_render = task_module.render
+
+    def render_while_someone_saves(*args, **kwargs):
+        with worker_context.sessions.begin() as other:
+            other.execute(update(Project).where(Project.id == uuid.UUID(project_id)).values(revision=2))
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(task_module, "render", render_while_someone_saves)
+
+    render_project_thumbnail(project_id)
+
+    row = project_row(session, project_id)
+    assert (row.thumbnail_key, row.thumbnail_revision) == (None, None)
+    assert list(worker_context.storage.iter_objects(f"projects/{project_id}/")) == []
+
+
+def test_a_second_delivery_of_the_same_render_keeps_the_thumbnail(worker_context, session):
+    project_id = add_project(session, [element("a", 0)], revision=1)
+    render_project_thumbnail(project_id)
+    session.execute(
+        update(Project).where(Project.id == uuid.UUID(project_id)).values(thumbnail_revision=None)
+    )
+    session.commit()
+
+    render_project_thumbnail(project_id)
+
+    row = project_row(session, project_id)
+    assert row.thumbnail_key == project_thumbnail_key(project_id, 1)
+    assert worker_context.storage.head(row.thumbnail_key) is not None
+    assert row.thumbnail_key not in session.scalars(select(PendingDeletion.storage_key)).all()
+
+
+def test_a_deleted_project_is_skipped_quietly(worker_context):
+    render_project_thumbnail(str(uuid.uuid4()))
+
+
+def test_the_task_has_its_stable_name_and_takes_json_arguments(worker_context, session):
+    project_id = add_project(session, [], revision=1)
+
+    render_project_thumbnail(*json.loads(json.dumps([project_id])))
+
+    assert render_project_thumbnail.name == RENDER_PROJECT_THUMBNAIL
+    assert project_row(session, project_id).thumbnail_revision == 1

@@ -1,0 +1,56 @@
+"""Bodies for /v1/projects: create, rename, list pages, one project with its canvas, a save's outcome."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints
+
+from web.schemas import Body
+
+# Trimmed first, then 1-100 characters with no control characters (PostgreSQL text refuses NUL).
+ProjectName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$"),
+]
+
+
+class CreateIn(Body):
+    name: ProjectName | None = None
+
+
+class RenameIn(Body):
+    name: ProjectName
+
+
+class ListQuery(Body):
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    cursor: Annotated[str, Field(max_length=200)] | None = None
+
+
+class ProjectSummaryOut(Body):
+    id: str
+    name: str
+    image_count: int
+    video_count: int
+    thumbnail_url: str | None
+    revision: int
+    last_saved_at: int
+    created_at: int
+
+
+class ProjectPage(Body):
+    items: list[ProjectSummaryOut]
+    next_cursor: str | None
+
+
+class ProjectOut(ProjectSummaryOut):
+    canvas_state: dict[str, Any]
+    asset_thumbnails: dict[str, str]
+
+
+class SavedOut(Body):
+    revision: int
+    last_saved_at: int
+    image_count: int
+    video_count: int

@@ -23,7 +23,13 @@ def problem(status: int, type_: str, title: str, detail: str | None = None, **ex
     return Response(json.dumps(body), status=status, mimetype=PROBLEM_TYPE)
 
 
+# Werkzeug refusals that have a domain twin share its type, so the frontend switches on one slug.
+HTTP_TYPES = {413: "payload-too-large"}
+
+
 def _http_type(error: HTTPException) -> str:
+    if error.code in HTTP_TYPES:
+        return HTTP_TYPES[error.code]
     return (error.name or "error").lower().replace(" ", "-").replace("'", "")
 
 

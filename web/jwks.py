@@ -18,7 +18,11 @@ class JwksUnavailable(Exception):
 
 
 class JwksCache:
-    """Signing keys by `kid`, fetched from a JWKS URL and refreshed lazily."""
+    """Signing keys by `kid`, fetched from a JWKS URL and refreshed lazily.
+
+    PyJWT's PyJWKClient caches too, but raises when a refetch fails and has no unknown-kid cooldown;
+    parsing stays PyJWT's (PyJWKSet), only the refresh policy lives here.
+    """
 
     def __init__(
         self,
@@ -61,10 +65,24 @@ class JwksCache:
         try:
             response = requests.get(self.url, timeout=self.timeout)
             response.raise_for_status()
-            key_set = jwt.PyJWKSet.from_dict(response.json())
-        except (requests.RequestException, ValueError, jwt.PyJWKSetError) as error:
+            keys = signing_keys(response.json())
+        except (requests.RequestException, ValueError, jwt.PyJWTError) as error:
             # Keep serving the last good keys: an outage at the issuer must not log everyone out.
             log.warning("jwks_fetch_failed", url=self.url, error=str(error), cached_keys=len(self._keys))
             return
-        self._keys = {key.key_id: key for key in key_set.keys if key.key_id}
+        self._keys = keys
         self._fetched_at = now
+
+
+def signing_keys(document: object) -> dict[str, jwt.PyJWK]:
+    """The usable signing keys of a JWKS document by kid; ValueError when there are none."""
+    # PyJWKSet trusts the document's shape; a malformed body must be a failed fetch, not a crash.
+    entries = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError("the JWKS document has no `keys` list")
+    usable = [entry for entry in entries if isinstance(entry, dict) and entry.get("use", "sig") == "sig"]
+    key_set = jwt.PyJWKSet.from_dict({"keys": usable})
+    keys = {key.key_id: key for key in key_set.keys if key.key_id}
+    if not keys:
+        raise ValueError("the JWKS document has no signing key with a kid")
+    return keys

@@ -1,0 +1,99 @@
+"""Settings: read once from the environment, with production refusing unsafe development defaults."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from models.settings import Settings
+
+CLERK = {"auth_mode": "clerk", "clerk_jwt_issuer_domain": "https://clerk.iskra.example"}
+REAL_SECRET = "a-real-production-signing-secret-0123456789"
+
+
+def test_production_refuses_development_authentication():
+    with pytest.raises(ValidationError, match="AUTH_MODE=dev"):
+        Settings(_env_file=None, environment="production", auth_mode="dev", signing_secret=REAL_SECRET)
+
+
+def test_production_refuses_the_placeholder_signing_secret():
+    with pytest.raises(ValidationError, match="SIGNING_SECRET"):
+        Settings(_env_file=None, environment="production", **CLERK)
+
+
+def test_production_starts_with_clerk_and_a_real_signing_secret():
+    settings = Settings(_env_file=None, environment="production", signing_secret=REAL_SECRET, **CLERK)
+
+    assert (settings.environment, settings.auth_mode) == ("production", "clerk")
+
+
+def test_development_allows_dev_authentication_with_placeholders():
+    assert Settings(_env_file=None, environment="development", auth_mode="dev").auth_mode == "dev"
+
+
+def test_clerk_mode_needs_an_issuer():
+    with pytest.raises(ValidationError, match="CLERK_JWT_ISSUER_DOMAIN"):
+        Settings(_env_file=None, auth_mode="clerk")
+
+
+def test_production_refusal_applies_to_settings_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("AUTH_MODE", "dev")
+    monkeypatch.setenv("SIGNING_SECRET", REAL_SECRET)
+
+    with pytest.raises(ValidationError, match="AUTH_MODE=dev"):
+        Settings(_env_file=None)
+
+
+def test_comma_separated_lists_are_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("JWT_AUTHORIZED_PARTIES", "https://app.iskra.example, http://localhost:3000,,")
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "https://app.iskra.example")
+
+    settings = Settings(_env_file=None)
+
+    assert settings.jwt_authorized_parties == ("https://app.iskra.example", "http://localhost:3000")
+    assert settings.cors_allowed_origins == ("https://app.iskra.example",)
+
+
+def test_empty_authorized_parties_and_audience_mean_not_checked(monkeypatch):
+    monkeypatch.setenv("JWT_AUTHORIZED_PARTIES", "")
+    monkeypatch.setenv("JWT_AUDIENCE", "")
+
+    settings = Settings(_env_file=None)
+
+    assert (settings.jwt_authorized_parties, settings.jwt_audience) == ((), "")
+
+
+def test_identity_defaults_match_the_spec(monkeypatch):
+    for name in (
+        "JWT_AUDIENCE",
+        "JWT_AUTHORIZED_PARTIES",
+        "CORS_ALLOWED_ORIGINS",
+        "AUTH_MODE",
+        "ENVIRONMENT",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+    settings = Settings(_env_file=None)
+
+    assert settings.jwt_audience == "convex"
+    assert settings.jwt_authorized_parties == ()
+    assert settings.cors_allowed_origins == ("http://localhost:3000",)
+    assert (settings.auth_mode, settings.environment) == ("dev", "development")
+
+
+def test_the_jwks_url_derives_from_the_issuer_unless_overridden():
+    derived = Settings(
+        _env_file=None, auth_mode="clerk", clerk_jwt_issuer_domain="https://clerk.iskra.example/"
+    )
+    overridden = derived.model_copy(update={"clerk_jwks_url": "https://keys.example/jwks"})
+
+    assert derived.jwks_url == "https://clerk.iskra.example/.well-known/jwks.json"
+    assert overridden.jwks_url == "https://keys.example/jwks"
+
+
+def test_a_leeway_over_a_minute_is_refused(monkeypatch):
+    monkeypatch.setenv("JWT_LEEWAY_SECONDS", "61")
+
+    with pytest.raises(ValidationError, match="jwt_leeway_seconds"):
+        Settings(_env_file=None)

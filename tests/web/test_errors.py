@@ -1,0 +1,152 @@
+"""Every refusal and failure leaves as RFC 9457 problem+json with a stable `type`."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from flask import request
+from pydantic import Field
+
+from models.errors import RateLimited
+from tests.conftest import build_services
+from web.app import create_app
+from web.openapi import api
+from web.schemas import Body
+
+BODY_LIMIT = 1024
+
+
+class Greeting(Body):
+    """A tiny validated body for the test-only route."""
+
+    display_name: str = Field(min_length=1, max_length=10)
+
+
+@pytest.fixture
+def error_app(settings, engine, sessions):
+    """The real app plus a few test-only routes that fail in known ways."""
+    app = create_app(settings, build_services(settings, engine, sessions))
+    app.config["MAX_CONTENT_LENGTH"] = BODY_LIMIT
+
+    @app.post("/test/body-length")
+    def body_length():
+        return {"bytes": len(request.get_data())}
+
+    @app.post("/test/json-echo")
+    def json_echo():
+        return {"echo": request.get_json()}
+
+    @app.get("/test/boom")
+    def boom():
+        raise RuntimeError("the database password is hunter2")
+
+    @app.get("/test/slow-down")
+    def slow_down():
+        error = RateLimited("Too many uploads per minute.", window="perMinute", limit=20)
+        error.headers["Retry-After"] = "42"
+        raise error
+
+    @app.post("/test/greeting")
+    @api.validate(json=Greeting)
+    def greeting():
+        return {"hello": request.context.json.display_name}
+
+    return app
+
+
+@pytest.fixture
+def error_client(error_app):
+    return error_app.test_client()
+
+
+def assert_problem(response, status: int, type_: str) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert (body["type"], body["status"]) == (type_, status)
+    assert body["title"]
+    return body
+
+
+def test_an_unknown_route_is_a_not_found_problem(error_client):
+    assert_problem(error_client.get("/no/such/route"), 404, "not-found")
+
+
+def test_a_wrong_method_is_a_method_not_allowed_problem_with_allow(error_client):
+    response = error_client.delete("/livez")
+
+    assert_problem(response, 405, "method-not-allowed")
+    assert {method.strip() for method in response.headers["Allow"].split(",")} >= {"GET", "HEAD"}
+
+
+def test_a_body_over_the_limit_is_a_payload_too_large_problem(error_client):
+    response = error_client.post("/test/body-length", data=b"x" * (BODY_LIMIT + 1))
+
+    assert_problem(response, 413, "payload-too-large")
+
+
+def test_a_body_within_the_limit_is_read(error_client):
+    assert error_client.post("/test/body-length", data=b"x" * BODY_LIMIT).json == {"bytes": BODY_LIMIT}
+
+
+def test_malformed_json_read_by_a_view_is_a_bad_request_problem(error_client):
+    response = error_client.post("/test/json-echo", data="{not json", content_type="application/json")
+
+    assert_problem(response, 400, "bad-request")
+
+
+def test_an_unexpected_exception_is_a_500_problem_that_leaks_nothing_and_is_logged(error_client, caplog):
+    with caplog.at_level(logging.ERROR):
+        response = error_client.get("/test/boom")
+
+    body = assert_problem(response, 500, "internal-error")
+    assert "hunter2" not in response.get_data(as_text=True)
+    assert "RuntimeError" not in response.get_data(as_text=True)
+    logged = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert logged, "the failure was not logged"
+    assert logged[-1].exc_info[0] is RuntimeError
+    assert body["detail"] == "Something went wrong on our side."
+
+
+def test_a_domain_error_keeps_its_extra_members_and_headers(error_client):
+    response = error_client.get("/test/slow-down")
+
+    body = assert_problem(response, 429, "rate-limited")
+    assert (body["window"], body["limit"], body["detail"]) == (
+        "perMinute",
+        20,
+        "Too many uploads per minute.",
+    )
+    assert response.headers["Retry-After"] == "42"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"displayName": ""},
+        {"displayName": "x" * 11},
+        {},
+        {"displayName": "ok", "extra": 1},
+        ["not", "an", "object"],
+    ],
+    ids=["too-short", "too-long", "missing", "unknown-key", "not-an-object"],
+)
+def test_a_body_that_breaks_its_schema_is_a_validation_problem(error_client, payload):
+    response = error_client.post("/test/greeting", json=payload)
+
+    body = assert_problem(response, 422, "validation-failed")
+    assert body["errors"]
+
+
+def test_a_body_that_is_not_json_at_all_is_a_problem_not_a_crash(error_client):
+    response = error_client.post("/test/greeting", data="{not json", content_type="application/json")
+
+    # spectree reads an unparsable JSON body as empty, so the schema's required fields are what is reported.
+    assert_problem(response, 422, "validation-failed")
+
+
+def test_a_body_that_matches_its_schema_reaches_the_view(error_client):
+    response = error_client.post("/test/greeting", json={"displayName": "Ada"})
+
+    assert (response.status_code, response.json) == (200, {"hello": "Ada"})

@@ -9,7 +9,7 @@ COPY models models
 COPY admin admin
 COPY devstack devstack
 COPY migrations migrations
-COPY alembic.ini Procfile ./
+COPY alembic.ini Procfile gunicorn.conf.py ./
 RUN pip install --no-cache-dir -c constraints.txt .
 USER iskra
 ENV ISKRA_DATA_DIR=/tmp/iskra PROMETHEUS_MULTIPROC_DIR=/tmp/iskra-metrics

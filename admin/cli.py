@@ -6,8 +6,14 @@ import os
 from pathlib import Path
 
 import click
-from dotenv import dotenv_values
+from pydantic import ValidationError
 
+from admin.assets import assets
+from admin.check import check
+from admin.migrate import migrate
+from admin.reconcile import reconcile, sweep
+from admin.tiers import set_tier
+from admin.usage import usage
 from models.settings import Settings
 from web.auth import make_dev_token
 
@@ -15,17 +21,18 @@ from web.auth import make_dev_token
 def load_settings() -> Settings:
     """Settings from the environment, with the local stack's generated secrets filled in when present."""
     local_env = Path(os.environ.get("ISKRA_DATA_DIR", ".data")) / "local.env"
-    for key, value in dotenv_values(local_env).items():
-        if value is not None:
-            os.environ.setdefault(key, value)
-    return Settings()
+    # pydantic-settings lets the environment win over the file, as the local stack's processes do.
+    return Settings(_env_file=local_env)
 
 
 @click.group()
 @click.pass_context
 def main(context: click.Context) -> None:
     """Operate an Iskra Media deployment."""
-    context.obj = load_settings()
+    try:
+        context.obj = load_settings()
+    except ValidationError as error:
+        raise click.ClickException(f"the settings are not valid:\n{error}") from None
 
 
 @main.command("dev-token")
@@ -38,3 +45,8 @@ def dev_token(settings: Settings, user_id: str, email: str, ttl: int) -> None:
     if settings.auth_mode != "dev":
         raise click.ClickException("dev-token needs AUTH_MODE=dev")
     click.echo(make_dev_token(settings, user_id, email, ttl))
+
+
+main.add_command(set_tier)
+for command in (usage, assets, reconcile, sweep, check, migrate):
+    main.add_command(command)

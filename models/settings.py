@@ -51,6 +51,15 @@ class Settings(BaseSettings):
 
     trusted_proxy_count: int = Field(default=0, ge=0)
     rate_limit_fail_open: bool = True
+    # RATE_LIMIT_OVERRIDES (JSON): {"default"|plan: {class: {"perMinute"|"perHour"|"perDay": n | null}}};
+    # "default" applies to every plan and to `ip`, a plan's own section wins, null removes a window.
+    rate_limit_overrides: dict[
+        str,
+        dict[
+            Literal["upload", "standard", "video", "ip"],
+            dict[Literal["perMinute", "perHour", "perDay"], Annotated[int, Field(ge=0)] | None],
+        ],
+    ] = Field(default_factory=dict)
     cors_allowed_origins: CommaList = ("http://localhost:3000",)
     port: int = 8000
     flower_basic_auth: SecretStr | None = None
@@ -72,6 +81,10 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+    # Shared by every process of one machine so gunicorn and Celery children report totals.
+    prometheus_multiproc_dir: Path | None = None
+    # /metrics computes database and queue gauges at most this often per process.
+    metrics_cache_seconds: float = 15.0
 
     @field_validator("jwt_authorized_parties", "cors_allowed_origins", mode="before")
     @classmethod

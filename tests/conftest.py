@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import migrate, taskqueue
 from models.settings import Settings
+from tests.jwks_server import JwksServer
 from web.app import create_app
 from web.auth import Authenticator, make_dev_token
 from web.services import Services
@@ -132,3 +133,30 @@ def committed_app(settings: Settings, engine: Engine) -> Iterator[Flask]:
     yield create_app(settings, build_services(settings, engine, sessionmaker(engine, expire_on_commit=False)))
     with engine.begin() as connection:
         connection.execute(text("TRUNCATE users, assets, projects, worker_pings, pending_deletions CASCADE"))
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[JwksServer]:
+    """A live JWKS endpoint on 127.0.0.1 (random port) serving the key `key-1`."""
+    server = JwksServer()
+    server.publish("key-1")
+    yield server
+    server.stop()
+
+
+pytest_plugins = ["tests.s3server"]
+
+
+@pytest.fixture
+def worker_context(settings: Settings, engine: Engine, sessions: sessionmaker[Session]) -> Iterator[object]:
+    """A worker context on the test's rolled-back connection, installed for task functions called directly."""
+    from models.storage import make_storage
+    from workers import context
+
+    previous = context._current
+    yield context.install(
+        context.WorkerContext(
+            settings=settings, engine=engine, sessions=sessions, storage=make_storage(settings)
+        )
+    )
+    context._current = previous

@@ -10,10 +10,12 @@ from models import taskqueue
 from models.db import make_engine, make_sessionmaker
 from models.logs import configure_logging
 from models.settings import Settings
+from web.accesslog import register_access_log
 from web.api import make_v1
 from web.auth import Authenticator
 from web.db import register_session_teardown
 from web.errors import register_error_handlers
+from web.metrics import register_metrics
 from web.openapi import register_openapi
 from web.requestid import register_request_id
 from web.services import Services
@@ -55,6 +57,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
         max_age=600,
     )
     register_request_id(app)
+    register_metrics(app)
+    register_access_log(app)
     register_error_handlers(app)
     register_session_teardown(app)
     app.register_blueprint(health.bp)

@@ -9,17 +9,31 @@ from models import taskqueue
 from models.logs import configure_logging
 from models.settings import Settings
 from workers import context
+from workers.metrics import connect_task_metrics
+from workers.schedule import beat_schedule
+from workers.task_logging import connect_task_logging
 
 settings = Settings()
 configure_logging(settings)
 app = taskqueue.configure(Celery("iskra"), settings)
 app.conf.update(
-    include=["workers.maintenance"],
+    include=[
+        "workers.maintenance",
+        "workers.images",
+        "workers.videos",
+        "workers.generation_tasks",
+        "workers.projects",
+        "workers.imports",
+        "workers.storage_tasks",
+    ],
     # Hand back a task whose worker process dies mid-run; recycle children that grow too big.
     worker_max_memory_per_child=512 * 1024,
     worker_max_tasks_per_child=500,
 )
+app.conf.beat_schedule = beat_schedule()
 context.install(context.build(settings))
+connect_task_logging()
+connect_task_metrics()
 
 
 @worker_process_init.connect

@@ -1,17 +1,24 @@
-"""Maintenance tasks on the `maintenance` queue."""
+"""Maintenance tasks on the `maintenance` queue: ping, re-queue stalled assets, sweep abandoned objects."""
 
 from __future__ import annotations
 
 import socket
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from celery import shared_task
+import structlog
+from celery import Celery, shared_task
 from sqlalchemy import update
 
 from models import taskqueue
+from models.maintenance import delete_abandoned_objects, requeue_stuck_assets, try_sweep_lock
+from models.storage import Storage, make_storage
 from models.tables import WorkerPing
-from workers.context import current
+from workers.context import WorkerContext, current
+from workers.task_logging import follow_up_headers
+
+log = structlog.get_logger(__name__)
+RENDITION_TASKS = {"image": taskqueue.MAKE_IMAGE_RENDITIONS, "video": taskqueue.MAKE_VIDEO_RENDITIONS}
 
 
 @shared_task(name=taskqueue.PING, soft_time_limit=10, time_limit=20)
@@ -23,3 +30,55 @@ def ping(ping_id: str) -> None:
             .where(WorkerPing.id == uuid.UUID(ping_id), WorkerPing.completed_at.is_(None))
             .values(completed_at=datetime.now(UTC), worker=socket.gethostname())
         )
+
+
+@shared_task(name=taskqueue.REQUEUE_STUCK_ASSETS, soft_time_limit=60, time_limit=90)
+def requeue_stuck(limit: int = 500) -> dict[str, int]:
+    """Send stalled assets back to their rendition queue; fail those that used up their attempts."""
+    context = current()
+    settings = context.settings
+    stuck_for = timedelta(minutes=settings.stuck_asset_minutes)
+    with context.sessions.begin() as session:
+        outcome = requeue_stuck_assets(session, stuck_for, settings.max_processing_attempts, limit)
+    client = _client(context)
+    for asset_type, asset_ids in outcome.requeued.items():
+        for asset_id in asset_ids:
+            # Expiring at the next stall deadline: a queue nobody consumes does not pile up copies.
+            client.send_task(
+                RENDITION_TASKS[asset_type],
+                args=[asset_id],
+                queue=taskqueue.queue_for(RENDITION_TASKS[asset_type]),
+                headers=follow_up_headers(),
+                expires=stuck_for.total_seconds(),
+            )
+    requeued = sum(len(ids) for ids in outcome.requeued.values())
+    if requeued or outcome.failed:
+        log.warning("stuck_assets", requeued=outcome.requeued, failed=outcome.failed)
+    return {"requeued": requeued, "failed": len(outcome.failed)}
+
+
+@shared_task(name=taskqueue.SWEEP_ABANDONED_UPLOADS, soft_time_limit=240, time_limit=270)
+def sweep_abandoned_uploads() -> int:
+    """Delete stored objects that no row owns once they are older than the grace period."""
+    context = current()
+    grace = timedelta(minutes=context.settings.abandoned_upload_grace_minutes)
+    with context.sessions.begin() as session:
+        if not try_sweep_lock(session):
+            log.info("sweep_skipped", reason="another sweep holds the lock")
+            return 0
+        deleted = delete_abandoned_objects(session, _storage(context), grace)
+    if deleted:
+        log.warning("abandoned_objects_deleted", count=len(deleted), keys=deleted[:20])
+    return len(deleted)
+
+
+def _client(context: WorkerContext) -> Celery:
+    if context.celery is None:
+        context.celery = taskqueue.make_client(context.settings)
+    return context.celery
+
+
+def _storage(context: WorkerContext) -> Storage:
+    if context.storage is None:
+        context.storage = make_storage(context.settings)
+    return context.storage

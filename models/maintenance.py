@@ -1,0 +1,136 @@
+"""Self-healing: re-queue assets whose processing stalled, and remove objects no row owns.
+
+Both are safe when two beat schedulers fire at once: stalled rows are claimed with
+`FOR UPDATE SKIP LOCKED`, and the sweep runs only under a transaction-scoped advisory lock.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+from sqlalchemy import func, select, text, union, update
+from sqlalchemy.orm import Session
+
+from models.storage import Storage
+from models.storage.keys import ORIGINALS_PREFIX, PROJECTS_PREFIX, RENDITIONS_PREFIX
+from models.tables import Asset, Project
+from models.taskqueue import LONGEST_TASK_SECONDS
+
+ABANDONED_ERROR = "processing-abandoned"
+SWEEP_LOCK = 7283101  # pg advisory lock id of the abandoned-object sweep
+SWEPT_PREFIXES = (ORIGINALS_PREFIX, RENDITIONS_PREFIX, PROJECTS_PREFIX)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class Requeued(NamedTuple):
+    """Asset ids sent back to their queue (by asset type) and ids given up on as failed."""
+
+    requeued: dict[str, list[str]]
+    failed: list[str]
+
+
+def requeue_stuck_assets(
+    session: Session, older_than: timedelta, max_attempts: int, limit: int = 500
+) -> Requeued:
+    """Reset assets unfinished for longer than `older_than` to pending, or fail them past `max_attempts`.
+
+    The caller commits, then sends one rendition task per re-queued id. Workers count attempts when
+    they claim an asset, so an input that kills its worker every time ends failed, not in a loop.
+    """
+    if older_than.total_seconds() <= LONGEST_TASK_SECONDS:
+        raise ValueError("older_than must exceed the longest task time limit, or live work is re-queued")
+    cutoff = datetime.now(UTC) - older_than
+    rows = session.execute(
+        select(Asset.id, Asset.type, Asset.attempts)
+        .where(Asset.status.in_(("pending", "processing")), Asset.updated_at < cutoff)
+        .order_by(Asset.updated_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    failed = [row.id for row in rows if row.attempts >= max_attempts]
+    retried = [row for row in rows if row.attempts < max_attempts]
+    if failed:
+        session.execute(
+            update(Asset)
+            .where(Asset.id.in_(failed))
+            .values(status="failed", error=ABANDONED_ERROR, updated_at=func.now())
+        )
+    if retried:
+        # Touching updated_at restarts the clock, so the next run leaves them alone while they wait.
+        session.execute(
+            update(Asset)
+            .where(Asset.id.in_([row.id for row in retried]))
+            .values(status="pending", updated_at=func.now())
+        )
+    by_type: dict[str, list[str]] = {}
+    for row in retried:
+        by_type.setdefault(row.type, []).append(str(row.id))
+    return Requeued(by_type, [str(asset_id) for asset_id in failed])
+
+
+def try_sweep_lock(session: Session) -> bool:
+    """Take the sweep's advisory lock for this transaction; False when another sweep holds it."""
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": SWEEP_LOCK}))
+
+
+def abandoned_objects(
+    session: Session, storage: Storage, grace: timedelta, now: datetime | None = None
+) -> Iterator[str]:
+    """Keys under originals/, renditions/ and projects/ older than `grace` that no row owns.
+
+    An original or rendition belongs to its asset while the asset row exists (whatever its columns
+    say); a project thumbnail only while it is the project's current one.
+    """
+    cutoff = (now or datetime.now(UTC)) - grace
+    for prefix in SWEPT_PREFIXES:
+        old = (info.key for info in storage.iter_objects(prefix) if info.last_modified < cutoff)
+        for batch in _batches(old, 500):
+            owned = _owned_keys(session, batch)
+            yield from (key for key in batch if key not in owned)
+
+
+def delete_abandoned_objects(
+    session: Session, storage: Storage, grace: timedelta, now: datetime | None = None
+) -> list[str]:
+    """Delete every abandoned object (see `abandoned_objects`); the keys removed."""
+    # Listing is lazy per batch; deleting after each batch keeps memory flat on big buckets.
+    deleted = []
+    for key in abandoned_objects(session, storage, grace, now):
+        storage.delete(key)
+        deleted.append(key)
+    return deleted
+
+
+def _owned_keys(session: Session, keys: list[str]) -> set[str]:
+    ids = {key: _owner_id(key) for key in keys}
+    owner_ids = {owner for owner in ids.values() if owner is not None}
+    asset_keys = [Asset.storage_key, Asset.thumbnail_key, Asset.preview_key, Asset.poster_key]
+    referenced = union(
+        *(select(column.label("key")).where(column.in_(keys)) for column in asset_keys),
+        select(Project.thumbnail_key.label("key")).where(Project.thumbnail_key.in_(keys)),
+    )
+    owned = set(session.scalars(select(referenced.subquery().c.key)))
+    living = set(session.scalars(select(Asset.id).where(Asset.id.in_(owner_ids)))) if owner_ids else set()
+    owned.update(key for key, owner in ids.items() if owner in living and not key.startswith(PROJECTS_PREFIX))
+    return owned
+
+
+def _owner_id(key: str) -> uuid.UUID | None:
+    """The asset or project id a key is named after (originals/<user>/<id>.<ext>, renditions/<id>/…)."""
+    match = _UUID.search(key)
+    return uuid.UUID(match.group()) if match else None
+
+
+def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

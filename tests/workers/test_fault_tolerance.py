@@ -1,0 +1,131 @@
+"""Faults heal without an operator: a worker killed mid-thumbnail still leaves the asset ready."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from sqlalchemy import select, update
+from sqlalchemy.orm import sessionmaker
+
+from models import taskqueue
+from models.storage import make_storage
+from models.tables import Asset
+from tests.processes import running, settings_env, wait_until, worker_command
+from tests.workers.rendition_support import add_asset, remove_committed
+from workers import context
+from workers.maintenance import requeue_stuck
+
+pytestmark = pytest.mark.e2e
+USER = "user_fault"
+
+
+@pytest.fixture(scope="module")
+def slow_png() -> bytes:
+    """A 9000 x 9000 PNG: about 1 MB stored, but seconds of decoding, so a kill lands mid-task."""
+    ramp = np.tile(np.arange(9000, dtype=np.uint16)[None, :] % 256, (9000, 1)).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(np.stack([ramp, ramp.T, ramp], axis=2)).save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def committed(settings, engine):
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    storage = make_storage(settings)
+    created: list[str] = []
+    yield sessions, storage, created
+    remove_committed(engine, storage, created, USER)
+
+
+def _row(sessions, asset_id: str) -> Asset:
+    with sessions() as session:
+        return session.execute(select(Asset).where(Asset.id == uuid.UUID(asset_id))).scalar_one()
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is `pid` (the prefork pool of a worker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _start_and_wait_until_processing(settings, sessions, asset_id: str, worker) -> list[int]:
+    taskqueue.send(taskqueue.make_client(settings), taskqueue.MAKE_IMAGE_RENDITIONS, asset_id)
+    wait_until(lambda: _row(sessions, asset_id).status == "processing", timeout=60, interval=0.02)
+    return wait_until(lambda: _children(worker.pid), timeout=10)
+
+
+def test_a_pool_child_killed_mid_thumbnail_is_replaced_and_the_task_redelivered(
+    settings, committed, slow_png, tmp_path
+):
+    sessions, storage, created = committed
+    asset_id = add_asset(sessions, storage, slow_png, ext="png", user_id=USER)
+    created.append(asset_id)
+    with running(worker_command("images"), settings_env(settings), tmp_path / "worker.log") as worker:
+        children = _start_and_wait_until_processing(settings, sessions, asset_id, worker)
+        for child in children:
+            os.kill(child, signal.SIGKILL)
+
+        wait_until(lambda: _row(sessions, asset_id).status in ("ready", "failed"), timeout=120)
+
+    row = _row(sessions, asset_id)
+    assert (row.status, row.error) == ("ready", None)
+    # A second claim happened: the first run really died before it could finish.
+    assert row.attempts >= 2
+    assert row.thumbnail_key and storage.head(row.thumbnail_key) is not None
+
+
+def test_a_whole_worker_killed_mid_thumbnail_is_healed_by_the_stuck_asset_sweep_and_a_fresh_worker(
+    settings, engine, committed, slow_png, tmp_path
+):
+    sessions, storage, created = committed
+    asset_id = add_asset(sessions, storage, slow_png, ext="png", user_id=USER)
+    created.append(asset_id)
+    env = settings_env(settings)
+    with running(worker_command("images"), env, tmp_path / "dead-worker.log") as worker:
+        children = _start_and_wait_until_processing(settings, sessions, asset_id, worker)
+        # The machine dies: nobody is left to hand the message back, and the row says `processing`.
+        os.kill(worker.pid, signal.SIGKILL)
+        for child in children:
+            os.kill(child, signal.SIGKILL)
+        worker.wait()
+    assert _row(sessions, asset_id).status == "processing"
+
+    with sessions.begin() as session:  # as if the stall threshold had passed
+        session.execute(
+            update(Asset)
+            .where(Asset.id == uuid.UUID(asset_id))
+            .values(updated_at=datetime.now(UTC) - timedelta(minutes=settings.stuck_asset_minutes + 1))
+        )
+    previous = context._current
+    context.install(
+        context.WorkerContext(
+            settings=settings, engine=engine, sessions=sessions, storage=storage,
+            celery=taskqueue.make_client(settings),
+        )
+    )  # fmt: skip
+    try:
+        assert requeue_stuck()["requeued"] >= 1
+    finally:
+        context._current = previous
+
+    with running(worker_command("images"), env, tmp_path / "fresh-worker.log"):
+        wait_until(lambda: _row(sessions, asset_id).status in ("ready", "failed"), timeout=120)
+
+    row = _row(sessions, asset_id)
+    assert (row.status, row.error) == ("ready", None)
+    assert row.attempts == 2

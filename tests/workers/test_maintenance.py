@@ -1,0 +1,127 @@
+"""Maintenance tasks called directly: re-queue sends after commit, the sweep deletes, beat sends them all."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, text, update
+
+from models import taskqueue
+from models.storage.keys import original_key
+from models.tables import Asset
+from tests.queues import take
+from tests.workers.rendition_support import add_asset
+from workers.maintenance import requeue_stuck, sweep_abandoned_uploads
+from workers.schedule import beat_schedule
+
+
+@pytest.fixture
+def maintenance_context(worker_context, settings):
+    worker_context.celery = taskqueue.make_client(settings)
+    return worker_context
+
+
+def _backdate(sessions, asset_id: str, **columns) -> None:
+    with sessions.begin() as session:
+        session.execute(
+            update(Asset)
+            .where(Asset.id == uuid.UUID(asset_id))
+            .values(updated_at=datetime.now(UTC) - timedelta(hours=1), **columns)
+        )
+
+
+def test_requeue_sends_each_stalled_asset_to_its_rendition_queue(
+    maintenance_context, sessions, redis_client, settings
+):
+    image = add_asset(sessions, maintenance_context.storage, b"image", user_id="user_requeue")
+    video = add_asset(sessions, maintenance_context.storage, b"video", type="video", user_id="user_requeue")
+    _backdate(sessions, image, status="processing", attempts=1)
+    _backdate(sessions, video)
+
+    assert requeue_stuck() == {"requeued": 2, "failed": 0}
+
+    sent_image = take(redis_client, settings, "images", taskqueue.MAKE_IMAGE_RENDITIONS, image)
+    sent_video = take(redis_client, settings, "videos", taskqueue.MAKE_VIDEO_RENDITIONS, video)
+    assert len(sent_image) == 1 and len(sent_video) == 1
+    # A re-queued copy expires by the next stall deadline, so an idle queue never collects duplicates.
+    assert sent_image[0].headers["expires"] is not None
+
+
+def test_requeue_fails_what_used_its_attempts_and_sends_nothing_for_it(
+    maintenance_context, sessions, redis_client, settings
+):
+    asset_id = add_asset(sessions, maintenance_context.storage, b"image", user_id="user_requeue")
+    _backdate(sessions, asset_id, status="processing", attempts=settings.max_processing_attempts)
+
+    assert requeue_stuck() == {"requeued": 0, "failed": 1}
+
+    assert take(redis_client, settings, "images", taskqueue.MAKE_IMAGE_RENDITIONS, asset_id) == []
+    with sessions() as session:
+        assert (
+            session.scalar(select(Asset.error).where(Asset.id == uuid.UUID(asset_id)))
+            == "processing-abandoned"
+        )
+
+
+def test_sweep_deletes_objects_no_row_owns_once_past_the_grace_period(maintenance_context, sessions):
+    storage = maintenance_context.storage
+    orphan = original_key("user_sweep_task", uuid.uuid4(), "jpg")
+    storage.put(orphan, io.BytesIO(b"left behind"), content_type="image/jpeg")
+    kept = add_asset(sessions, storage, b"kept", user_id="user_sweep_task")
+    maintenance_context.settings = maintenance_context.settings.model_copy(
+        update={"abandoned_upload_grace_minutes": 0}
+    )
+
+    assert sweep_abandoned_uploads() >= 1
+
+    assert storage.head(orphan) is None
+    with sessions() as session:
+        kept_key = session.scalar(select(Asset.storage_key).where(Asset.id == uuid.UUID(kept)))
+    assert storage.head(kept_key) is not None
+
+
+def test_a_second_sweep_while_one_runs_does_nothing(maintenance_context, engine):
+    orphan = original_key("user_sweep_task", uuid.uuid4(), "jpg")
+    maintenance_context.storage.put(orphan, io.BytesIO(b"left behind"), content_type="image/jpeg")
+    maintenance_context.settings = maintenance_context.settings.model_copy(
+        update={"abandoned_upload_grace_minutes": 0}
+    )
+    with engine.connect() as other:
+        other.begin()
+        assert other.scalar(text("SELECT pg_try_advisory_xact_lock(7283101)"))
+
+        assert sweep_abandoned_uploads() == 0
+
+    assert maintenance_context.storage.head(orphan) is not None
+    maintenance_context.storage.delete(orphan)
+
+
+def test_beat_sends_every_maintenance_task_to_the_maintenance_queue():
+    schedule = beat_schedule()
+
+    assert {entry["task"] for entry in schedule.values()} == {
+        taskqueue.PURGE_DELETED_OBJECTS,
+        taskqueue.REQUEUE_STUCK_ASSETS,
+        taskqueue.RECONCILE_STORAGE,
+        taskqueue.SWEEP_ABANDONED_UPLOADS,
+        taskqueue.RESET_GENERATION_CYCLES,
+    }
+    for entry in schedule.values():
+        assert entry["options"]["queue"] == "maintenance"
+        # A backlog of one kind of maintenance never holds more than one pending copy.
+        assert 0 < entry["options"]["expires"] < entry["schedule"]
+
+
+def test_every_scheduled_task_is_registered_by_the_worker_modules():
+    import celery
+
+    import workers.generation_tasks
+    import workers.maintenance
+    import workers.storage_tasks  # noqa: F401 - registering is the point
+
+    registered = set(celery.current_app.tasks)
+
+    assert {entry["task"] for entry in beat_schedule().values()} <= registered

@@ -1,0 +1,70 @@
+"""The request id that caused a task follows it into the worker's JSON log lines."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from types import SimpleNamespace
+
+import pytest
+import structlog
+from sqlalchemy import text
+
+from models import taskqueue
+from tests.processes import running, settings_env, wait_until, worker_command
+from workers.task_logging import bind_task_context, clear_task_context, follow_up_headers
+
+
+def _task(request_id: str | None) -> SimpleNamespace:
+    return SimpleNamespace(name="maintenance.ping", request=SimpleNamespace(request_id=request_id))
+
+
+def test_a_task_binds_its_id_name_and_the_request_id_header_for_its_log_lines():
+    structlog.contextvars.bind_contextvars(request_id="left-over-from-before")
+
+    bind_task_context(task_id="t-1", task=_task("req-12345678"))
+
+    assert structlog.contextvars.get_contextvars() == {
+        "task_id": "t-1",
+        "task_name": "maintenance.ping",
+        "request_id": "req-12345678",
+    }
+    assert follow_up_headers() == {"request_id": "req-12345678"}
+    clear_task_context()
+    assert structlog.contextvars.get_contextvars() == {}
+
+
+def test_a_task_sent_without_a_request_id_logs_none_from_an_earlier_task():
+    bind_task_context(task_id="t-1", task=_task("req-12345678"))
+
+    bind_task_context(task_id="t-2", task=_task(None))
+
+    assert "request_id" not in structlog.contextvars.get_contextvars()
+    assert follow_up_headers() == {}
+    clear_task_context()
+
+
+@pytest.mark.e2e
+def test_a_real_worker_logs_the_request_id_the_task_was_sent_with(settings, engine, tmp_path):
+    ping_id, request_id = uuid.uuid4(), f"req-{uuid.uuid4().hex}"
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO worker_pings (id, queue) VALUES (:id, 'maintenance')"), {"id": ping_id}
+        )
+    log_path = tmp_path / "worker.log"
+
+    def task_lines() -> list[dict]:
+        lines = (json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{"))
+        return [line for line in lines if line.get("request_id") == request_id]
+
+    try:
+        with running(worker_command("maintenance"), settings_env(settings), log_path):
+            client = taskqueue.make_client(settings)
+            taskqueue.send(client, taskqueue.PING, str(ping_id), headers={"request_id": request_id})
+            lines = wait_until(task_lines, timeout=60)
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM worker_pings WHERE id = :id"), {"id": ping_id})
+
+    assert all(line["task_name"] == taskqueue.PING for line in lines)
+    assert any("succeeded" in line["event"] for line in lines)

@@ -1,0 +1,34 @@
+"""Task log context: every log line of a task carries its id, name and the request id that caused it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from celery.signals import task_postrun, task_prerun
+
+
+def bind_task_context(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    """Bind the task's identity, and the `request_id` header the API sent it with, to structlog."""
+    structlog.contextvars.clear_contextvars()
+    context: dict[str, Any] = {"task_id": task_id, "task_name": getattr(task, "name", None)}
+    # Celery exposes custom message headers as attributes of task.request.
+    request_id = getattr(getattr(task, "request", None), "request_id", None)
+    if request_id:
+        context["request_id"] = request_id
+    structlog.contextvars.bind_contextvars(**context)
+
+
+def clear_task_context(**_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+
+
+def follow_up_headers() -> dict[str, str]:
+    """Headers for a task sent from inside a task, so the request id keeps following the work."""
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    return {"request_id": request_id} if request_id else {}
+
+
+def connect_task_logging() -> None:
+    task_prerun.connect(bind_task_context, weak=False)
+    task_postrun.connect(clear_task_context, weak=False)

@@ -101,6 +101,8 @@ def record_imported_original(
     """Charge the user for an imported original and point the row at it (both or neither)."""
     reserve_storage(session, asset.user_id, size_bytes)
     asset.storage_key, asset.mime_type, asset.size_bytes = storage_key, mime_type, size_bytes
+    # Attempts counted downloads so far; rendering the stored original starts with its full budget.
+    asset.attempts = 0
     session.flush()
 
 

@@ -43,8 +43,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
         response = problem(error.code or 500, _http_type(error), error.name, error.description)
-        if error.code == 405 and (valid := getattr(error, "valid_methods", None)):
-            response.headers["Allow"] = ", ".join(valid)
+        # The refusal's own headers carry meaning: Allow on 405, Content-Range (`bytes */size`) on 416.
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
         return response
 
     @app.errorhandler(Exception)

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import structlog
 from celery import Task, shared_task
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from models import taskqueue
 from models.assets import RENDITION_TASKS, extension_for, record_imported_original
@@ -29,6 +29,7 @@ from workers.fetch import FetchPolicy, download
 from workers.media.errors import MediaRejected
 from workers.media.limits import MediaLimits
 from workers.media.sniff import SNIFF_BYTES, check_dimensions, image_header_size, sniff
+from workers.task_logging import follow_up_headers
 
 log = structlog.get_logger(__name__)
 
@@ -52,14 +53,26 @@ class ImportJob:
     max_bytes: int
 
 
-def _load(context: WorkerContext, asset_id: str) -> ImportJob | None:
+def _claim(context: WorkerContext, asset_id: str) -> ImportJob | None:
+    """Count this attempt on a pending import with no bytes yet; None when there is nothing to import."""
+    # Counting attempts lets maintenance fail an import that kills its worker every time instead of
+    # re-queueing it forever; touching updated_at restarts its stall clock.
     with context.sessions.begin() as session:
-        asset = session.get(Asset, uuid.UUID(asset_id))
-        if asset is None or asset.status != "pending" or asset.size_bytes or not asset.original_url:
+        row = session.execute(
+            update(Asset)
+            .where(
+                Asset.id == uuid.UUID(asset_id),
+                Asset.status == "pending",
+                Asset.size_bytes == 0,
+                Asset.original_url.is_not(None),
+            )
+            .values(attempts=Asset.attempts + 1, updated_at=func.now())
+            .returning(Asset.id, Asset.user_id, Asset.type, Asset.original_url)
+        ).one_or_none()
+        if row is None:
             return None
-        tier = session.scalar(select(User.tier).where(User.user_id == asset.user_id))
-        plan = get_plan(session, tier)
-        return ImportJob(asset.id, asset.user_id, asset.type, asset.original_url, plan.max_upload_bytes)
+        plan = get_plan(session, session.scalar(select(User.tier).where(User.user_id == row.user_id)))
+        return ImportJob(row.id, row.user_id, row.type, row.original_url, plan.max_upload_bytes)
 
 
 def _inspect(spool: BinaryIO, size: int, job: ImportJob, limits: MediaLimits) -> str:
@@ -157,7 +170,7 @@ def run_import(context: WorkerContext, job: ImportJob) -> bool:
 def import_remote(self: Task, asset_id: str) -> None:
     """Import the pending asset's `original_url`; refusals end it `failed` with a code."""
     context = current()
-    job = _load(context, asset_id)
+    job = _claim(context, asset_id)
     if job is None:
         return
     try:
@@ -171,4 +184,7 @@ def import_remote(self: Task, asset_id: str) -> None:
             return
         raise self.retry(exc=error, countdown=2 ** (self.request.retries + 1)) from error
     if stored:
-        taskqueue.send(_client(context), RENDITION_TASKS[job.asset_type], asset_id)
+        # The request id that asked for the import goes on with it into the renditions.
+        taskqueue.send(
+            _client(context), RENDITION_TASKS[job.asset_type], asset_id, headers=follow_up_headers()
+        )

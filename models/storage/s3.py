@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
@@ -87,6 +88,18 @@ class _FullReads(io.RawIOBase):
         return part.getvalue()
 
 
+def _file_path(stream: BinaryIO) -> str | None:
+    """A path that reopens the regular file behind `stream` when it is read from its start (Linux)."""
+    try:
+        if stream.tell() != 0:
+            return None
+        # fileno() moves a SpooledTemporaryFile still in memory to disk (an upload spool holds 1 MiB there).
+        path = f"/proc/self/fd/{stream.fileno()}"
+    except (AttributeError, OSError, ValueError):
+        return None
+    return path if os.path.isfile(path) else None
+
+
 class S3Storage:
     """Objects in one bucket of an S3-compatible store (path-style, SigV4); `url()` is a presigned GET."""
 
@@ -118,14 +131,16 @@ class S3Storage:
         return cls(client, settings.s3_bucket, settings.s3_region)
 
     def put(self, key: str, stream: BinaryIO, *, content_type: str) -> ObjectInfo:
+        extra = {"ContentType": content_type}
         with _translated("put", validate_key(key)):
-            self.client.upload_fileobj(
-                _FullReads(stream),
-                self.bucket,
-                key,
-                ExtraArgs={"ContentType": content_type},
-                Config=self._transfer,
-            )
+            if (path := _file_path(stream)) is not None:
+                # Given a path, s3transfer opens the file once per part and sends it as it reads: a few
+                # MiB in flight. Given a stream, it must copy each part into memory (all of a 25 MiB file).
+                self.client.upload_file(path, self.bucket, key, ExtraArgs=extra, Config=self._transfer)
+            else:
+                self.client.upload_fileobj(
+                    _FullReads(stream), self.bucket, key, ExtraArgs=extra, Config=self._transfer
+                )
         if (info := self.head(key)) is None:
             raise StorageError(f"s3 object missing right after put: {key!r}")
         return info

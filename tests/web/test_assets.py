@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from models import taskqueue
 from models.tables import Asset, PendingDeletion, User
@@ -198,3 +198,29 @@ def test_an_import_body_with_unknown_keys_is_refused(client, auth_header):
     body = {"sourceUrl": "https://cdn.example.com/a.png", "assetType": "image", "extra": 1}
 
     assert client.post("/v1/assets/import", json=body, headers=auth_header()).status_code == 422
+
+
+def test_imports_and_purges_are_enqueued_only_after_their_transaction_commits(
+    committed_app, engine, auth_header, monkeypatch
+):
+    seen_by_others = []
+
+    def enqueue_checking(task_name, *args):
+        # What a worker's connection sees at the moment the task is sent.
+        with engine.connect() as connection:
+            assets = connection.scalar(text("SELECT count(*) FROM assets"))
+            outboxed = connection.scalar(text("SELECT count(*) FROM pending_deletions"))
+        seen_by_others.append((task_name, assets, outboxed))
+
+    monkeypatch.setattr("web.views.assets.enqueue", enqueue_checking)
+    client, headers = committed_app.test_client(), auth_header("user_commit_order")
+    body = {"sourceUrl": "https://cdn.example.com/out/2.png", "assetType": "image"}
+
+    created = client.post("/v1/assets/import", json=body, headers=headers)
+    deleted = client.delete(f"/v1/assets/{created.json['id']}", headers=headers)
+
+    assert (created.status_code, deleted.status_code) == (202, 204)
+    assert seen_by_others == [
+        (taskqueue.IMPORT_REMOTE_ASSET, 1, 0),
+        (taskqueue.PURGE_DELETED_OBJECTS, 0, 1),
+    ]

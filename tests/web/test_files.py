@@ -62,6 +62,8 @@ def test_a_suffix_range_gets_the_tail(client: FlaskClient, url: str) -> None:
 def test_a_range_past_the_end_gets_416(client: FlaskClient, url: str) -> None:
     response = _get(client, url, Range=f"bytes={len(BODY) + 10}-")
     assert response.status_code == 416
+    assert response.headers["Content-Range"] == f"bytes */{len(BODY)}"
+    assert BODY[:16] not in response.get_data()
 
 
 def test_a_matching_if_none_match_gets_304_without_a_body(client: FlaskClient, url: str) -> None:

@@ -9,14 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from models import taskqueue
 from models.errors import StorageError
 from models.plans import MIB
 from models.storage import make_storage
-from models.tables import Asset, User
+from models.storage.keys import original_key
+from models.tables import Asset, Plan, User
 from tests.conftest import build_services
 from tests.web.uploading import queued, stored_keys, upload
 from tests.workers.media.hostile_media import (
@@ -63,6 +64,9 @@ def test_a_jpeg_upload_is_stored_charged_and_queued_for_renditions(
     assert body["width"] is None  # hints are not stored: the worker measures
     asset = session.get(Asset, uuid.UUID(body["id"]))
     assert asset.generation == {"prompt": "a red fox", "seed": 42, "camera_angle": "low"}
+    # The key is made of a hash of the user id, the server's asset id and the sniffed type's extension.
+    assert asset.storage_key == original_key("user_uploader", asset.id, "jpg")
+    assert "user_uploader" not in asset.storage_key and "photo" not in asset.storage_key
     assert session.get(User, "user_uploader").storage_used_bytes == len(content)
     storage = backend_app.extensions["iskra"].storage
     with storage.open(asset.storage_key) as stored:
@@ -108,14 +112,54 @@ def test_a_png_declaring_50000_pixels_square_is_refused_from_its_header(client, 
     assert stored_keys(app.extensions["iskra"].storage, "user_bomb") == []
 
 
-def test_a_file_over_the_plan_limit_with_content_length_is_refused_before_reading(client, auth_header, app):
-    too_big = b"\xff\xd8\xff" + b"\0" * (25 * MIB)
+class _UnreadBody(io.RawIOBase):
+    """A request body that records every read (a refusal from the headers must make none)."""
 
-    response = upload(client, auth_header("user_big"), too_big)
+    def __init__(self):
+        self.reads = 0
 
-    assert response.status_code == 413
-    assert response.json["type"] == "payload-too-large"
-    assert stored_keys(app.extensions["iskra"].storage, "user_big") == []
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        self.reads += 1
+        return 0
+
+
+def test_a_declared_length_over_the_plan_limit_is_refused_before_a_byte_is_read(auth_header, app):
+    body = _UnreadBody()
+    environ = EnvironBuilder(
+        "/v1/assets",
+        method="POST",
+        headers=auth_header("user_declared_big"),
+        content_type="multipart/form-data; boundary=iskraboundary",
+    ).get_environ()
+    environ.update({"CONTENT_LENGTH": str(30 * MIB), "wsgi.input": body})
+
+    app_iter, status, _ = run_wsgi_app(app, environ)
+    problem = json.loads(b"".join(app_iter))
+
+    assert status.startswith("413") and problem["type"] == "payload-too-large"
+    assert body.reads == 0
+
+
+def test_a_file_of_exactly_the_plan_limit_is_accepted_and_one_byte_more_is_refused(
+    client, auth_header, app, session
+):
+    limit = 300_000
+    session.execute(update(Plan).where(Plan.key == "free").values(max_upload_bytes=limit))
+    session.commit()
+    photo = good_jpeg(32, 32)
+    headers = auth_header("user_at_the_limit")
+
+    exact = upload(client, headers, photo + b"\0" * (limit - len(photo)))
+    over = upload(client, headers, photo + b"\0" * (limit + 1 - len(photo)))
+
+    assert (exact.status_code, exact.json["sizeBytes"]) == (201, limit)
+    # The declared length (file plus multipart framing) looked acceptable: the byte count refused it.
+    assert (over.status_code, over.json["type"]) == (413, "payload-too-large")
+    kept = session.get(Asset, uuid.UUID(exact.json["id"])).storage_key
+    assert stored_keys(app.extensions["iskra"].storage, "user_at_the_limit") == [kept]
 
 
 def test_a_chunked_file_over_the_plan_limit_is_refused_while_streaming(auth_header, app):
@@ -282,13 +326,15 @@ class _FailingMidway:
         return getattr(self.real, name)
 
 
+@pytest.mark.parametrize("backend", ["local", "s3"])
 def test_a_storage_failure_mid_upload_leaves_no_row_no_usage_and_no_object(
-    settings, engine, sessions, auth_header, session
+    request, backend, settings, engine, sessions, auth_header, session
 ):
-    storage = make_storage(settings)
-    services = build_services(settings, engine, sessions)
+    chosen = request.getfixturevalue("s3_settings") if backend == "s3" else settings
+    storage = make_storage(chosen)
+    services = build_services(chosen, engine, sessions)
     services.storage_override = _FailingMidway(storage)
-    client = create_app(settings, services).test_client()
+    client = create_app(chosen, services).test_client()
     headers = auth_header("user_storage_down")
 
     response = upload(client, headers, good_jpeg(64, 64))
@@ -345,3 +391,22 @@ def test_twenty_concurrent_uploads_against_room_for_ten_store_exactly_ten(
     assert len(keys) == 10
     assert used == baseline + total == baseline + 10 * size
     assert sorted(stored_keys(app.extensions["iskra"].storage, user_id)) == sorted(keys)
+
+
+def test_renditions_are_enqueued_only_after_the_asset_is_committed(
+    committed_app, engine, auth_header, monkeypatch
+):
+    seen_by_others = []
+
+    def enqueue_checking(task_name, *args):
+        # What any other connection (a worker's) sees at the moment the task is sent.
+        with engine.connect() as connection:
+            status = connection.scalar(text("SELECT status FROM assets WHERE id = :id"), {"id": args[0]})
+        seen_by_others.append((task_name, status))
+
+    monkeypatch.setattr("web.views.assets.enqueue", enqueue_checking)
+
+    response = upload(committed_app.test_client(), auth_header("user_commit_first"), good_jpeg(16, 16))
+
+    assert response.status_code == 201
+    assert seen_by_others == [(taskqueue.MAKE_IMAGE_RENDITIONS, "pending")]

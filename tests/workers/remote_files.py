@@ -42,6 +42,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(302, Location="http://10.0.0.1/image.jpg")
         elif path == "/to-metadata":
             self._send(302, Location="http://169.254.169.254/latest/meta-data/")
+        elif path == "/to-file":
+            self._send(302, Location="file:///etc/passwd")
         elif path == "/declared-huge":
             self._send(200, IMAGE[:100], length=str(100 * 1024 * 1024))
         elif path == "/undeclared-big":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
@@ -13,10 +14,12 @@ from models.assets import create_import
 from models.storage import make_storage
 from models.tables import Asset, Plan, User
 from models.users import ensure_user
+from tests.queues import take
 from tests.web.uploading import queued, stored_keys
 from tests.workers.remote_files import IMAGE, remote_files
 from workers import context as worker_context
 from workers.imports import import_remote
+from workers.maintenance import requeue_stuck
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +110,7 @@ def test_an_import_whose_asset_was_deleted_does_nothing(loopback_allowed, server
         ("/hop/6", "too-many-redirects"),
         ("/to-private", "blocked-address"),
         ("/to-metadata", "blocked-address"),
+        ("/to-file", "scheme-not-allowed"),
         ("/declared-huge", "too-large"),
         ("/page.html", "unsupported-format"),
         ("/missing", "download-failed"),
@@ -199,3 +203,34 @@ def test_import_arguments_survive_a_json_round_trip():
     arguments = [str(uuid.uuid4())]
 
     assert json.loads(json.dumps(arguments)) == arguments
+
+
+def test_each_download_attempt_is_counted_and_a_stored_original_starts_renditions_afresh(
+    loopback_allowed, server, session
+):
+    failed_id = pending_import(session, "user_import_attempts", server.url("/missing"))
+    stored_id = pending_import(session, "user_import_attempts", server.url("/image.jpg"))
+
+    import_remote(failed_id)
+    import_remote(stored_id)
+
+    session.expire_all()
+    attempts = {key: session.get(Asset, uuid.UUID(key)).attempts for key in (failed_id, stored_id)}
+    assert attempts == {failed_id: 1, stored_id: 0}
+
+
+def test_a_stalled_import_goes_back_to_the_import_task_not_to_renditions(
+    loopback_allowed, server, session, redis_client, settings
+):
+    asset_id = pending_import(session, "user_import_stalled", server.url("/image.jpg"))
+    session.execute(
+        update(Asset)
+        .where(Asset.id == uuid.UUID(asset_id))
+        .values(updated_at=datetime.now(UTC) - timedelta(hours=1))
+    )
+    session.commit()
+
+    requeue_stuck()
+
+    assert len(take(redis_client, settings, "images", taskqueue.IMPORT_REMOTE_ASSET, asset_id)) == 1
+    assert take(redis_client, settings, "images", taskqueue.MAKE_IMAGE_RENDITIONS, asset_id) == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -70,6 +72,37 @@ def test_a_30_mib_stream_round_trips_byte_exact_without_being_held_in_memory(
     storage.download_to(f"{namespace}big.mp4", str(tmp_path / "copy.mp4"))
     copied = hashlib.sha256((tmp_path / "copy.mp4").read_bytes())
     assert copied.hexdigest() == source.sha256.hexdigest()
+
+
+def test_a_30_mib_temp_file_is_stored_whole_with_only_a_few_mib_in_memory(
+    storage: Storage, namespace: str
+) -> None:
+    # Uploads and imports hand storage their spool: a temp file already on disk, read from its start.
+    source = GeneratedStream(30 * MIB, seed="spool")
+    with tempfile.TemporaryFile() as spool:
+        shutil.copyfileobj(source, spool, MIB)
+        spool.seek(0)
+        tracemalloc.start()
+        try:
+            info = storage.put(f"{namespace}spooled.mp4", spool, content_type="video/mp4")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    read_back = hashlib.sha256()
+    with storage.open(f"{namespace}spooled.mp4") as stream:
+        while chunk := stream.read(MIB):
+            read_back.update(chunk)
+    assert (info.size, read_back.hexdigest()) == (30 * MIB, source.sha256.hexdigest())
+    assert peak < 8 * MIB
+
+
+def test_a_file_read_from_the_middle_stores_only_what_is_left(storage: Storage, namespace: str) -> None:
+    with tempfile.TemporaryFile() as spool:
+        spool.write(b"skipped|kept")
+        spool.seek(len(b"skipped|"))
+        storage.put(f"{namespace}tail", spool, content_type="text/plain")
+    with storage.open(f"{namespace}tail") as stream:
+        assert stream.read() == b"kept"
 
 
 def test_download_to_copies_the_object_to_a_file(storage: Storage, namespace: str, tmp_path: Path) -> None:

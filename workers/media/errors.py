@@ -6,6 +6,7 @@ CODES = frozenset(
         "corrupt",
         "too-many-pixels",
         "too-large-dimensions",
+        "too-many-frames",
         "too-long",
         "no-video-stream",
         "timeout",

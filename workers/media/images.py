@@ -2,6 +2,7 @@
 
 import os
 import struct
+import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from PIL import Image
 
 from workers.media.color import resizable, to_srgb
 from workers.media.errors import MediaRejected
+from workers.media.frames import count_frames
 from workers.media.limits import MediaLimits
 from workers.media.placeholder import thumbhash
 from workers.media.sniff import SniffedType, check_dimensions, image_header_size
@@ -36,6 +38,9 @@ _TRANSPOSE = {
     8: [Image.Transpose.ROTATE_90],
 }
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError, KeyError)
+_BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+# How Pillow words a directory entry it had to skip; "Metadata Warning" (an odd count) is not among them.
+_EXIF_DAMAGE = ("Tag offset too large", "Tag data larger than file", "Possibly corrupt EXIF", "Corrupt EXIF")
 
 
 @dataclass(frozen=True)
@@ -89,26 +94,55 @@ def _lift_pillow_bomb_limit(max_pixels: int) -> None:
 
 @contextmanager
 def _opened(source: Source, sniffed: SniffedType, limits: MediaLimits) -> Iterator[Image.Image]:
-    with ExitStack() as stack:
+    with ExitStack() as stack, warnings.catch_warnings():
+        # Pillow warns (a mere log line) between its pixel limit and twice that: refuse instead.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        # Pillow warns about damaged metadata as it opens a file; the EXIF is judged by _orientation.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         fp = source if hasattr(source, "read") else stack.enter_context(open(source, "rb"))
-        check_dimensions(*image_header_size(fp, sniffed), limits)
         _lift_pillow_bomb_limit(limits.max_pixels)
+        check_dimensions(*image_header_size(fp, sniffed), limits)
+        if count_frames(fp, sniffed, stop_after=limits.max_frames) > limits.max_frames:
+            raise MediaRejected("too-many-frames", f"more than {limits.max_frames} frames")
         try:
             im = stack.enter_context(Image.open(fp, formats=[sniffed.pil_format]))
-        except Image.DecompressionBombError as error:
+        except _BOMB as error:
             raise MediaRejected("too-many-pixels", str(error)) from error
         except _DECODE_ERRORS as error:
             raise MediaRejected("corrupt", f"{sniffed.pil_format}: {error}") from error
+        # A GIF's first frame may outgrow the screen its header declares.
         check_dimensions(*im.size, limits)
         yield im
 
 
 def _orientation(im: Image.Image) -> int:
+    """EXIF (or XMP) orientation; EXIF too damaged to tell which way up the picture goes is corrupt."""
+    damage = _exif_damage(im.info.get("exif"))
+    if damage:
+        raise MediaRejected("corrupt", f"damaged EXIF: {damage}")
     try:
         value = im.getexif().get(_ORIENTATION_TAG, 1)
-    except Exception:  # malformed EXIF must not cost the upload its thumbnail
-        return 1
+    except Exception as error:
+        raise MediaRejected("corrupt", f"unreadable EXIF: {error}") from error
     return value if isinstance(value, int) and value in _TRANSPOSE else 1
+
+
+def _exif_damage(raw: bytes | None) -> str | None:
+    """Why an EXIF block's first directory cannot be read whole (the orientation lives there), or None."""
+    if not raw:
+        return None
+    # Parsed afresh: Pillow's own parse at open may have already failed quietly and been cached.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            Image.Exif().load(raw)
+        except Exception as error:
+            return str(error) or type(error).__name__
+    for warning in caught:
+        message = str(warning.message)
+        if issubclass(warning.category, UserWarning) and message.startswith(_EXIF_DAMAGE):
+            return message
+    return None
 
 
 def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
@@ -126,7 +160,7 @@ def _shrunk(im: Image.Image, side: int, resample: Image.Resampling = _THUMBNAIL_
         im.draft(None, target)
     try:
         im.load()
-    except Image.DecompressionBombError as error:
+    except _BOMB as error:
         raise MediaRejected("too-many-pixels", str(error)) from error
     except _DECODE_ERRORS as error:
         raise MediaRejected("corrupt", f"{im.format}: {error}") from error

@@ -12,9 +12,8 @@ class MediaLimits:
     # Bound on decoded pixels, checked from the header before any decoding (decompression bombs).
     max_pixels: int = 100_000_000
     max_video_seconds: float = 7200.0
-    # Not enforced for images: only the first frame of an animation is ever decoded, and counting a
-    # GIF's frames means walking every frame, so a many-frame file costs what a one-frame file costs.
-    # Kept so a future animated rendition has its bound in the same place.
+    # Frames of an animated GIF, WebP or PNG. Only the first is ever decoded here, but the original is what
+    # the canvas plays back; the count is read from the block structure, stopping past the bound.
     max_frames: int = 10_000
     probe_timeout_seconds: float = 20.0
     ffmpeg_timeout_seconds: float = 60.0

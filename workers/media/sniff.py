@@ -152,8 +152,9 @@ def image_header_size(fp: BinaryIO, sniffed: SniffedType) -> tuple[int, int]:
         return _webp_canvas_size(head)
     try:
         reader = _HEADER_READERS[sniffed.pil_format](fp)
-    except Image.DecompressionBombError as error:
-        # Only a GIF whose first frame outgrows its screen by Pillow's hard limit gets here.
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        # Only a GIF whose first frame outgrows its screen gets here (the warning when the caller
+        # has made it an error).
         raise MediaRejected("too-many-pixels", str(error)) from error
     except _HEADER_ERRORS as error:
         raise MediaRejected("corrupt", f"unreadable {sniffed.pil_format} header: {error}") from error

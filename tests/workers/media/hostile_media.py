@@ -11,6 +11,7 @@ import struct
 import subprocess
 import zipfile
 import zlib
+from functools import cache
 from pathlib import Path
 
 from PIL import Image, ImageCms, ImageDraw
@@ -98,9 +99,11 @@ def sixteen_bit_png(width: int = 200, height: int = 100, value: int = 32896) -> 
 
 
 def animated(fmt: str, width: int = 120, height: int = 90, frames: int = 3) -> bytes:
-    """Animated GIF or WebP whose first frame is red and later frames blue."""
+    """Animated GIF, WebP or PNG whose first frame is red and later frames blue."""
+    # Each blue a shade apart: encoders merge identical consecutive frames.
     images = [
-        Image.new("RGB", (width, height), (255, 0, 0) if i == 0 else (0, 0, 255)) for i in range(frames)
+        Image.new("RGB", (width, height), (255, 0, 0) if i == 0 else (0, 0, 256 - 8 * i))
+        for i in range(frames)
     ]
     return encode(images[0], fmt, save_all=True, append_images=images[1:], duration=100, loop=0)
 
@@ -113,7 +116,29 @@ def many_frames_gif(frames: int = 3000, side: int = 32) -> bytes:
     return encode(images[0], "GIF", save_all=True, append_images=images[1:], duration=20, loop=0)
 
 
+def exif_with_two_resolutions(orientation: int = 1) -> bytes:
+    """EXIF whose XResolution holds two values where one is expected, as some cameras write it."""
+    ifd = struct.pack("<H", 2)
+    ifd += struct.pack("<HHLHH", 0x0112, 3, 1, orientation, 0)  # SHORT, inline
+    ifd += struct.pack("<HHLL", 0x011A, 5, 2, 8 + len(ifd) + 12 + 4)  # two RATIONALs, after the IFD
+    ifd += struct.pack("<L", 0)
+    return b"Exif\x00\x00II*\x00" + struct.pack("<L", 8) + ifd + struct.pack("<LLLL", 72, 1, 72, 1)
+
+
 # --- hostile images and non-media ----------------------------------------------------------------
+
+
+@cache
+def too_many_frames_gif() -> bytes:
+    """12,000 frames: over MediaLimits' default 10,000 (a second to make, so made once)."""
+    return many_frames_gif(12_000)
+
+
+def gif_outgrowing_its_screen(width: int, height: int) -> bytes:
+    """A GIF whose header declares a 10x10 screen and whose only frame is width x height."""
+    content = bytearray(encode(Image.new("P", (width, height), 0), "GIF"))
+    content[6:10] = struct.pack("<HH", 10, 10)
+    return bytes(content)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -2,11 +2,10 @@
 
 import base64
 import io
-import time
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps, JpegImagePlugin
 
 from tests.workers.media import hostile_media as media
 from workers.media.images import make_image_renditions, make_thumbnail
@@ -76,6 +75,17 @@ def test_portrait_image_is_fitted_by_its_height() -> None:
     assert decoded(renditions(media.alpha_png(300, 900)).thumbnail).size == (133, 400)
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_each_exif_orientation_gives_what_pillows_exif_transpose_gives(orientation: int) -> None:
+    content = media.oriented_jpeg(1200, 800, orientation)
+    result = renditions(content)
+    reference = ImageOps.exif_transpose(Image.open(io.BytesIO(content))).convert("RGB")
+    thumb = decoded(result.thumbnail)
+    assert (result.width, result.height) == reference.size
+    assert thumb.size == ((400, 267) if orientation < 5 else (267, 400))
+    assert psnr(thumb, reference.resize(thumb.size, Image.Resampling.LANCZOS)) >= 30
+
+
 def test_exif_orientation_six_swaps_the_dimensions_and_turns_the_pixels() -> None:
     stored = Image.new("RGB", (2000, 1000), (0, 0, 255))
     stored.paste((255, 0, 0), (0, 0, 1000, 1000))  # left half red: the top once turned
@@ -123,7 +133,7 @@ def test_sixteen_bit_grayscale_is_scaled_to_eight_bits_not_clipped() -> None:
     assert all(120 <= v <= 136 for v in thumb.getpixel((10, 10)))
 
 
-@pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
 def test_animated_image_is_rendered_from_its_first_frame(fmt: str) -> None:
     thumb = decoded(renditions(media.animated(fmt)).thumbnail).convert("RGB")
     r, _, b = thumb.getpixel((10, 10))
@@ -200,15 +210,42 @@ def test_pillows_bomb_limit_is_raised_to_ours_and_never_lowered(monkeypatch: pyt
     assert Image.MAX_IMAGE_PIXELS == 500_000_000
 
 
-def test_twelve_megapixel_jpeg_thumbnail_takes_a_reduced_scale_decode() -> None:
+@pytest.fixture
+def decoded_sizes(monkeypatch: pytest.MonkeyPatch) -> set[tuple[int, int]]:
+    """The sizes JPEGs were decoded at while the test ran."""
+    sizes = set()
+    original = JpegImagePlugin.JpegImageFile.load
+
+    def recording(self):
+        pixels = original(self)
+        sizes.add(self.size)
+        return pixels
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", recording)
+    return sizes
+
+
+def test_twelve_megapixel_jpeg_thumbnail_is_decoded_at_an_eighth_of_its_size(decoded_sizes) -> None:
     content = media.good_jpeg(4000, 3000)
-    sniffed = sniff(content)
-    make_thumbnail(io.BytesIO(content), sniffed, LIMITS)
-    started = time.perf_counter()
-    make_thumbnail(io.BytesIO(content), sniffed, LIMITS)
-    ours = time.perf_counter() - started
-    started = time.perf_counter()
-    full = Image.open(io.BytesIO(content))
-    full.load()
-    full_decode = time.perf_counter() - started
-    assert ours < full_decode
+    assert decoded(make_thumbnail(io.BytesIO(content), sniff(content), LIMITS)).size == (400, 300)
+    assert decoded_sizes == {(500, 375)}
+
+
+def test_renditions_of_a_twelve_megapixel_jpeg_come_from_one_half_scale_decode(decoded_sizes) -> None:
+    result = renditions(media.good_jpeg(4000, 3000))
+    assert decoded(result.preview).size == (1600, 1200)
+    assert decoded_sizes == {(2000, 1500)}
+
+
+def test_large_non_jpeg_is_box_reduced_by_a_whole_factor_before_resampling(monkeypatch) -> None:
+    factors = []
+    original = Image.Image.reduce
+
+    def recording(self, factor, box=None):
+        factors.append(factor)
+        return original(self, factor, box)
+
+    monkeypatch.setattr(Image.Image, "reduce", recording)
+    content = media.encode(media.pattern(2400, 1800), "PNG")
+    assert decoded(make_thumbnail(io.BytesIO(content), sniff(content), LIMITS)).size == (400, 300)
+    assert factors == [(3, 3)]  # 6x to go: reduce 3x, leaving a 2x Lanczos step

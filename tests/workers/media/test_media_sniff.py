@@ -2,10 +2,10 @@
 
 import io
 import struct
-import time
 from pathlib import Path
 
 import pytest
+from PIL import ImageFile
 
 from tests.workers.media import hostile_media as media
 from workers.media.errors import MediaRejected
@@ -88,11 +88,14 @@ def test_header_size_of_each_image_type_is_its_declared_size(mime_type: str) -> 
     assert image_header_size(io.BytesIO(content), sniff(content)) == (64, 48)
 
 
-def test_header_size_of_a_fifty_thousand_pixel_png_is_read_without_decoding_it() -> None:
+def test_header_size_of_a_fifty_thousand_pixel_png_is_read_without_decoding_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loads = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: loads.append(image.size))
     content = media.huge_png_header()
-    started = time.perf_counter()
     assert image_header_size(io.BytesIO(content), sniff(content)) == (50_000, 50_000)
-    assert time.perf_counter() - started < 0.5
+    assert loads == []
 
 
 def test_header_size_of_a_maximal_webp_canvas_comes_from_its_header_bytes() -> None:

@@ -74,6 +74,43 @@ def test_rotated_video_poster_is_upright_portrait(rotated_mp4: Path) -> None:
 
 
 @pytest.fixture(scope="module")
+def red_above_blue_turned(media_dir: Path) -> dict[int, Path]:
+    """A clip red above blue, stored unturned with a display matrix for each quarter turn (by tag)."""
+    plain = media_dir / "red-above-blue.mp4"
+    media._ffmpeg(
+        "-f", "lavfi", "-i", "color=c=red:s=160x60:d=1,pad=160:120:0:0:blue",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(plain),
+    )  # fmt: skip
+    turned = {}
+    for tag in (90, 180, 270):
+        turned[tag] = media_dir / f"red-above-blue-{tag}.mp4"
+        media._ffmpeg("-i", str(plain), "-c", "copy", "-metadata:s:v:0", f"rotate={tag}", str(turned[tag]))
+    return turned
+
+
+# Where the picture's top edge lands when it is turned clockwise by VideoInfo.rotation degrees.
+TOP_LANDS = {90: "right", 180: "bottom", 270: "left"}
+OPPOSITE = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
+
+
+@pytest.mark.parametrize("tag", [90, 180, 270])
+def test_poster_of_a_turned_video_is_turned_the_way_its_recorded_rotation_says(
+    tag: int, red_above_blue_turned: dict[int, Path]
+) -> None:
+    path = red_above_blue_turned[tag]
+    info = probe_video(str(path), sniffed(path), LIMITS)
+    poster = poster_image(make_poster(str(path), sniffed(path), info, LIMITS).webp).convert("RGB")
+    width, height = poster.size
+    sides = {"top": (width // 2, 3), "bottom": (width // 2, height - 4), "left": (3, height // 2),
+             "right": (width - 4, height // 2)}  # fmt: skip
+    red_side = TOP_LANDS[info.rotation]
+    red, blue = poster.getpixel(sides[red_side]), poster.getpixel(sides[OPPOSITE[red_side]])
+    assert red[0] > 200 and red[2] < 60, (info.rotation, red_side, red)
+    assert blue[2] > 200 and blue[0] < 60, (info.rotation, red_side, blue)
+    assert (width, height) == ((120, 160) if info.rotation in (90, 270) else (160, 120))
+
+
+@pytest.fixture(scope="module")
 def red_then_blue(media_dir: Path) -> Path:
     """10 s: red for the first 0.5 s, then blue; a keyframe every 0.5 s."""
     path = media_dir / "red-then-blue.mp4"

@@ -1,10 +1,12 @@
 """Rate limiter benchmark: its cost per request, Redis round trips per request, accuracy under concurrency.
 
 Runs the API under gunicorn against the local PostgreSQL (a temporary database) and a private
-redis-server (so Redis command counts are this benchmark's alone), and compares, in one run,
-the same endpoints with and without `@rate_limited`:
+redis-server (so Redis command counts are this benchmark's alone), and compares, in one run and
+in alternating rounds, the same endpoints plain, with one bare Redis PING (the price of any round
+trip), and with `@rate_limited`; then one client's sequential latency, and how many of 8 concurrent
+clients' requests the limiter admits against its configured limit:
 
-    .venv/bin/python bench/ratelimit.py [--seconds 3] [--rounds 3] [--clients 8]
+    .venv/bin/python bench/ratelimit.py [--seconds 2] [--rounds 5] [--clients 8] [--worker-class gthread]
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def bench_app():
     from web.app import create_app
     from web.auth import current_identity
     from web.ratelimit import rate_limited
+    from web.services import services
     from web.views import me
 
     app = create_app(Settings())
@@ -61,10 +64,17 @@ def bench_app():
     def whoami():
         return {"userId": current_identity().user_id}
 
-    bench.add_url_rule("/whoami", "whoami", whoami)
-    bench.add_url_rule("/whoami-limited", "whoami_limited", rate_limited("upload")(whoami))
-    bench.add_url_rule("/usage", "usage", me.get_usage)
-    bench.add_url_rule("/usage-limited", "usage_limited", rate_limited("upload")(me.get_usage))
+    def pinging(view):
+        def pinged():
+            services().limiter.redis.ping()
+            return view()
+
+        return pinged
+
+    for name, view in (("whoami", whoami), ("usage", me.get_usage)):
+        bench.add_url_rule(f"/{name}", name, view)
+        bench.add_url_rule(f"/{name}-ping", f"{name}_ping", pinging(view))
+        bench.add_url_rule(f"/{name}-limited", f"{name}_limited", rate_limited("upload")(view))
     bench.add_url_rule("/accuracy", "accuracy", rate_limited("video")(whoami))
     app.register_blueprint(bench)
     return app
@@ -130,12 +140,74 @@ def script_usec(server: redis.Redis) -> float:
     return server.info("commandstats").get("cmdstat_evalsha", {}).get("usec_per_call", 0.0)
 
 
+def median_latency_us(port: int, path: str, token: str, count: int) -> float:
+    """One client, one request at a time: the median time to an answer."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Bearer {token}"}
+    took = []
+    for _ in range(count):
+        started = time.perf_counter()
+        connection.request("GET", path, headers=headers)
+        connection.getresponse().read()
+        took.append(time.perf_counter() - started)
+    connection.close()
+    return statistics.median(took) * 1e6
+
+
+def compare(port: int, server: redis.Redis, name: str, tokens: list[str], options) -> dict:
+    """Rounds of plain, +PING and +limiter, alternating, so machine noise falls on all three alike."""
+    paths = {
+        "plain": f"/v1bench/{name}",
+        "ping": f"/v1bench/{name}-ping",
+        "limited": f"/v1bench/{name}-limited",
+    }
+    for path in paths.values():
+        hammer(port, path, tokens, 1.0, None)  # warm up: users created, scripts loaded, pools filled
+    rates: dict[str, list[float]] = {contender: [] for contender in paths}
+    trips: list[float] = []
+    evalshas: list[float] = []
+    for _ in range(options.rounds):
+        for contender, path in paths.items():
+            before = round_trips(server)
+            started = time.perf_counter()
+            statuses = hammer(port, path, tokens, options.seconds, None)
+            elapsed = time.perf_counter() - started
+            assert set(statuses) == {200}, set(statuses)
+            rates[contender].append(len(statuses) / elapsed)
+            if contender == "limited":
+                after = round_trips(server)
+                trips.append((sum(after.values()) - sum(before.values())) / len(statuses))
+                evalshas.append((after.get("evalsha", 0) - before.get("evalsha", 0)) / len(statuses))
+    rps = {contender: statistics.median(found) for contender, found in rates.items()}
+    # Each round's forms ran seconds apart, so their ratio is steadier than the ratio of the medians.
+    limited = [with_ / without for with_, without in zip(rates["limited"], rates["plain"], strict=True)]
+    pinged = [with_ / without for with_, without in zip(rates["ping"], rates["plain"], strict=True)]
+    latency = {
+        contender: median_latency_us(port, path, tokens[0], options.sequential)
+        for contender, path in paths.items()
+    }
+    return {
+        "rps_plain": round(rps["plain"]),
+        "rps_ping": round(rps["ping"]),
+        "rps_limited": round(rps["limited"]),
+        "ratio_limited_to_plain": round(statistics.median(limited), 3),
+        "ratio_range": [round(min(limited), 3), round(max(limited), 3)],
+        "cost_percent_limiter": round(100 * (1 - statistics.median(limited)), 1),
+        "cost_percent_one_ping": round(100 * (1 - statistics.median(pinged)), 1),
+        "redis_round_trips_per_request": round(statistics.median(trips), 3),
+        "evalsha_per_request": round(statistics.median(evalshas), 3),
+        "p50_latency_us": {contender: round(value) for contender, value in latency.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-class", default="gthread", help="gthread lets the 8 clients race")
+    parser.add_argument("--sequential", type=int, default=400, help="requests for the latency medians")
     options = parser.parse_args()
 
     run = uuid.uuid4().hex[:8]
@@ -172,9 +244,9 @@ def main() -> None:
         }
         processes.append(
             subprocess.Popen(
-                [str(Path(sys.executable).parent / "gunicorn"), "-k", "gthread", "-w", str(options.workers),
-                 "--threads", "8", "-b", f"127.0.0.1:{api_port}", "--log-level", "warning",
-                 "bench.ratelimit:bench_app()"],
+                [str(Path(sys.executable).parent / "gunicorn"), "-k", options.worker_class,
+                 "-w", str(options.workers), "--threads", "8", "-b", f"127.0.0.1:{api_port}",
+                 "--log-level", "warning", "bench.ratelimit:bench_app()"],
                 cwd=ROOT, env=env,
             )
         )  # fmt: skip
@@ -187,36 +259,14 @@ def main() -> None:
             return connection.getresponse().status == 200
 
         wait_for(up)
-        report = {"clients": options.clients, "workers": options.workers, "seconds": options.seconds}
-        for plain, limited in (
-            ("/v1bench/whoami", "/v1bench/whoami-limited"),
-            ("/v1bench/usage", "/v1bench/usage-limited"),
-        ):
-            hammer(api_port, plain, tokens, 1.0, None)  # warm up: users created, scripts loaded, pools filled
-            hammer(api_port, limited, tokens, 1.0, None)
-            rates: dict[str, list[float]] = {plain: [], limited: []}
-            trips: list[float] = []
-            evalshas: list[float] = []
-            for _ in range(options.rounds):
-                for path in (plain, limited):
-                    before = round_trips(server)
-                    started = time.perf_counter()
-                    statuses = hammer(api_port, path, tokens, options.seconds, None)
-                    elapsed = time.perf_counter() - started
-                    assert set(statuses) == {200}, set(statuses)
-                    rates[path].append(len(statuses) / elapsed)
-                    if path == limited:
-                        after = round_trips(server)
-                        trips.append((sum(after.values()) - sum(before.values())) / len(statuses))
-                        evalshas.append((after.get("evalsha", 0) - before.get("evalsha", 0)) / len(statuses))
-            without, with_ = statistics.median(rates[plain]), statistics.median(rates[limited])
-            report[plain] = {
-                "without_rps": round(without),
-                "with_rps": round(with_),
-                "cost_percent": round(100 * (1 - with_ / without), 1),
-                "redis_round_trips_per_request": round(statistics.median(trips), 3),
-                "evalsha_per_request": round(statistics.median(evalshas), 3),
-            }
+        report: dict = {
+            "clients": options.clients,
+            "gunicorn": f"{options.workers} x {options.worker_class}",
+            "seconds": options.seconds,
+            "rounds": options.rounds,
+        }
+        for name in ("whoami", "usage"):
+            report[name] = compare(api_port, server, name, tokens, options)
         report["script_usec_per_call_in_redis"] = script_usec(server)
         statuses = hammer(api_port, "/v1bench/accuracy", [tokens[0]] * options.clients, None, 100)
         report["accuracy"] = {

@@ -3,7 +3,9 @@
 Why not Flask-Limiter / `limits`: both check a request's limits one after another, each `hit` its
 own round trip, so a request refused by its hour window has already used up its minute window —
 the very flaw of the original system. `models/ratelimit.lua` checks all windows first and records
-the request in none of them unless all admit it, in a single EVALSHA.
+the request in none of them unless all admit it, in a single EVALSHA. redis-py's `Script` sends
+the script by its SHA; a server that lost it (restart, SCRIPT FLUSH) answers NOSCRIPT once, and the
+script is loaded and called again — the only time a check takes more than one round trip.
 
 Algorithm: sliding-window log (see the script). Worst-case error is zero — any window of the class's
 length holds at most `limit` admitted requests — at the price of O(limit) memory per subject and
@@ -113,7 +115,9 @@ def _without_backoff(client: Any) -> redis.Redis:
     """A client on its own pool, like `client` but retrying once at once instead of backing off.
 
     redis-py's default retries with exponential backoff would hold every request for seconds
-    while Redis is down; a limiter that fails open or closed should answer at once.
+    while Redis is down; a limiter that fails open or closed should answer at once. The one retry
+    replaces a pooled connection the server closed; if a call ran but its reply timed out, the
+    retry counts that request twice, which errs on the strict side.
     """
     pool = client.connection_pool
     kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 1)}

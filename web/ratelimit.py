@@ -104,7 +104,7 @@ def with_headers(response: Response, decision: Decision) -> Response:
 
 
 def headers(decision: Decision) -> dict[str, str]:
-    """X-RateLimit-* (what the frontend reads) and the IETF draft's RateLimit-Policy / RateLimit."""
+    """X-RateLimit-* (what the frontend reads) and RateLimit-Policy / RateLimit (IETF draft 07 syntax)."""
     tightest = decision.tightest
     if tightest is None:
         return {}

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
+from types import SimpleNamespace
 
 import pytest
 import redis
@@ -14,6 +14,7 @@ from models import ratelimit
 from models.errors import RateLimiterUnavailable
 from models.ratelimit import FAIL_OPEN, RateLimiter
 from models.ratelimit_classes import Window, depends_on_plan, windows_for
+from tests.redis_server import PrivateRedis, free_port
 
 T0 = 1_900_000_000_000_000  # a fixed moment in microseconds, so windows slide under the test's control
 SECOND = 1_000_000
@@ -29,10 +30,33 @@ def subject():
     return f"user:{uuid.uuid4().hex}"
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@pytest.fixture
+def private_redis(tmp_path):
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warning(self, event: str, **_: object) -> None:
+        self.warnings.append(event)
+
+
+def recording_commands(limiter: RateLimiter, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of every command the limiter sends from now on."""
+    sent: list[str] = []
+    original = limiter.redis.execute_command
+
+    def recording(*args, **options):
+        sent.append(str(args[0]))
+        return original(*args, **options)
+
+    monkeypatch.setattr(limiter.redis, "execute_command", recording)
+    return sent
 
 
 def test_a_class_admits_its_limit_then_refuses_naming_the_window(limiter, subject):
@@ -121,18 +145,25 @@ def test_concurrent_requests_are_admitted_exactly_up_to_the_limit(settings, redi
 
 def test_each_check_is_one_evalsha_round_trip(limiter, subject, monkeypatch):
     limiter.hit("standard", subject)
-    sent: list[str] = []
-    original = limiter.redis.execute_command
+    sent = recording_commands(limiter, monkeypatch)
 
-    def recording(*args, **options):
-        sent.append(str(args[0]))
-        return original(*args, **options)
-
-    monkeypatch.setattr(limiter.redis, "execute_command", recording)
     for _ in range(3):
         limiter.hit("standard", subject)
 
     assert sent == ["EVALSHA"] * 3
+
+
+def test_a_server_that_lost_its_scripts_gets_the_script_again_once(settings, private_redis, monkeypatch):
+    limiter = RateLimiter(private_redis.client, settings)
+    subject = f"user:{uuid.uuid4().hex}"
+    assert limiter.hit("video", subject, now_us=T0).allowed
+    private_redis.client.script_flush()
+    sent = recording_commands(limiter, monkeypatch)
+
+    decisions = [limiter.hit("video", subject, now_us=T0 + i) for i in (1, 2)]
+
+    assert sent == ["EVALSHA", "SCRIPT LOAD", "EVALSHA", "EVALSHA"]
+    assert [d.allowed for d in decisions] == [True, False]
 
 
 def test_overrides_apply_to_all_plans_then_per_plan_and_null_removes_a_window():
@@ -175,18 +206,10 @@ def test_an_unknown_window_in_the_overrides_is_refused_at_startup(monkeypatch):
         Settings(_env_file=None)
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.warnings: list[str] = []
-
-    def warning(self, event: str, **_: object) -> None:
-        self.warnings.append(event)
-
-
 def test_a_closed_port_fails_open_counting_each_request_and_warning_once(settings, monkeypatch, subject):
     recorder = Recorder()
     monkeypatch.setattr(ratelimit, "log", recorder)
-    down = redis.Redis(port=closed_port(), socket_connect_timeout=1)
+    down = redis.Redis(port=free_port(), socket_connect_timeout=1)
     limiter = RateLimiter(down, settings.model_copy(update={"rate_limit_fail_open": True}))
     before = FAIL_OPEN.labels("upload")._value.get()
 
@@ -197,9 +220,40 @@ def test_a_closed_port_fails_open_counting_each_request_and_warning_once(setting
     assert recorder.warnings == ["rate_limiter_failing_open"]
 
 
+def test_the_fail_open_warning_comes_again_once_per_interval(settings, monkeypatch, subject):
+    recorder, clock = Recorder(), SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(ratelimit, "log", recorder)
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    down = redis.Redis(port=free_port(), socket_connect_timeout=1)
+    limiter = RateLimiter(down, settings.model_copy(update={"rate_limit_fail_open": True}))
+
+    warned = []
+    for seconds in (0, 30, 59, 60, 61, 125):
+        clock.now = 1000.0 + seconds
+        limiter.hit("upload", subject)
+        warned.append(len(recorder.warnings))
+
+    assert warned == [1, 1, 1, 2, 2, 3]
+
+
 def test_a_closed_port_fails_closed_when_configured(settings, subject):
-    down = redis.Redis(port=closed_port(), socket_connect_timeout=1)
+    down = redis.Redis(port=free_port(), socket_connect_timeout=1)
     limiter = RateLimiter(down, settings.model_copy(update={"rate_limit_fail_open": False}))
 
     with pytest.raises(RateLimiterUnavailable):
         limiter.hit("upload", subject)
+
+
+def test_a_redis_stopped_mid_test_fails_open_then_limits_again_once_it_is_back(settings, private_redis):
+    limiter = RateLimiter(private_redis.client, settings.model_copy(update={"rate_limit_fail_open": True}))
+    subject = f"user:{uuid.uuid4().hex}"
+    assert limiter.hit("video", subject).windows != ()
+
+    private_redis.stop()
+    while_down = [limiter.hit("video", subject) for _ in range(3)]
+    private_redis.start()
+    once_back = [limiter.hit("video", subject) for _ in range(3)]
+
+    assert all(d.allowed and d.windows == () for d in while_down)
+    # The restarted server kept no data (--save ""), so the budget starts full again.
+    assert [d.allowed for d in once_back] == [True, True, False]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import uuid
 
 import pytest
@@ -13,21 +10,18 @@ from flask import Blueprint
 from sqlalchemy import event
 
 from models.generations import set_tier
+from models.plans import MIB
 from models.ratelimit import FAIL_OPEN
 from tests.conftest import build_services
-from tests.processes import wait_until
+from tests.redis_server import PrivateRedis, free_port
+from tests.web.uploading import upload
+from tests.workers.media.hostile_media import good_jpeg
 from web.api import _authenticate
 from web.app import create_app
 from web.ratelimit import rate_limited
 
-REDIS_SERVER = "/usr/bin/redis-server"
 IP_POLICY = "10;w=60, 30;w=3600, 100;w=86400"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+IMPORT = {"sourceUrl": "https://media.example.com/generated.png", "assetType": "image"}
 
 
 def address() -> str:
@@ -145,6 +139,23 @@ def test_a_decorated_view_counts_each_call_and_reports_the_tightest_window(probe
     assert answers[20].json["window"] == "perMinute"
 
 
+def test_uploads_and_imports_share_the_upload_class_which_refuses_before_reading_the_body(
+    client, auth_header
+):
+    headers = auth_header()
+    imports = [client.post("/v1/assets/import", json=IMPORT, headers=headers) for _ in range(10)]
+    uploads = [upload(client, headers, good_jpeg(16, 16)) for _ in range(10)]
+
+    # Over the plan's 25 MiB per file: were the body read first, this would be a 413.
+    refused = upload(client, headers, b"\xff\xd8\xff" + b"\0" * (26 * MIB))
+
+    assert [a.status_code for a in imports + uploads] == [202] * 10 + [201] * 10
+    assert [a.headers["X-RateLimit-Remaining"] for a in (imports[0], uploads[-1])] == ["19", "0"]
+    assert refused.status_code == 429
+    assert (refused.json["class"], refused.json["window"]) == ("upload", "perMinute")
+    assert refused.headers["RateLimit-Policy"] == "20;w=60, 100;w=3600"
+
+
 def test_each_user_has_a_budget_of_their_own(probe_app, auth_header):
     client, first, second = probe_app.test_client(), auth_header(), auth_header()
     for _ in range(20):
@@ -189,6 +200,7 @@ def test_with_redis_unreachable_fail_open_lets_requests_through_and_counts_them(
     assert "X-RateLimit-Remaining" not in answer.headers
     assert FAIL_OPEN.labels("upload")._value.get() == before + 1
     assert client.get("/v1/me", environ_base={"REMOTE_ADDR": address()}).status_code == 401
+    assert f'iskra_rate_limit_fail_open_total{{class="upload"}} {before + 1}' in client.get("/metrics").text
 
 
 def test_with_redis_unreachable_fail_closed_answers_503(settings, engine, sessions, auth_header):
@@ -204,46 +216,29 @@ def test_with_redis_unreachable_fail_closed_answers_503(settings, engine, sessio
 
 
 @pytest.fixture
-def redis_server(tmp_path):
-    """A real Redis of this test's own, so it can be stopped mid-test."""
-    if not shutil.which(REDIS_SERVER):
-        pytest.fail(f"{REDIS_SERVER} is needed for this test")
-    port = free_port()
-    command = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(
-        [*command, "--daemonize", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port, socket_connect_timeout=1, socket_timeout=1)
-    wait_until(lambda: _answers(client), timeout=10)
-    yield process, client
-    process.kill()
-    process.wait()
+def private_redis(tmp_path):
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
-def _answers(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
-
-
-@pytest.mark.parametrize(("fail_open", "status"), [(True, 201), (False, 503)])
+@pytest.mark.parametrize(("fail_open", "status", "counted"), [(True, 201, 1), (False, 503, 0)])
 def test_a_redis_stopped_mid_test_is_handled_by_the_fail_open_setting(
-    settings, engine, sessions, auth_header, redis_server, fail_open, status
+    settings, engine, sessions, auth_header, private_redis, fail_open, status, counted
 ):
-    process, server = redis_server
-    client = make_app(settings, engine, sessions, server, rate_limit_fail_open=fail_open).test_client()
-    headers = auth_header()
-    before = client.post("/v1/probe/upload", headers=headers)
-    assert before.headers["X-RateLimit-Remaining"] == "19"
+    app = make_app(settings, engine, sessions, private_redis.client, rate_limit_fail_open=fail_open)
+    client, headers = app.test_client(), auth_header()
+    assert client.post("/v1/probe/upload", headers=headers).headers["X-RateLimit-Remaining"] == "19"
+    before = FAIL_OPEN.labels("upload")._value.get()
 
-    process.terminate()
-    process.wait(timeout=10)
+    private_redis.stop()
     after = client.post("/v1/probe/upload", headers=headers)
 
     assert after.status_code == status
+    assert FAIL_OPEN.labels("upload")._value.get() == before + counted
+    if not fail_open:
+        assert after.json["type"] == "rate-limiter-unavailable"
 
 
 @pytest.mark.parametrize(("overrides", "queries"), [({}, 0), ({"pro": {"upload": {"perMinute": 30}}}, 1)])

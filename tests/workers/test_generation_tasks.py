@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ from models import taskqueue
 from models.tables import User
 from models.users import ensure_user
 from workers.generation_tasks import reset_generation_cycles
+from workers.schedule import beat_schedule
 
 
 def test_the_task_zeroes_counters_of_ended_cycles_and_moves_them_forward(worker_context, sessions):
@@ -37,7 +39,10 @@ def test_the_task_zeroes_counters_of_ended_cycles_and_moves_them_forward(worker_
         assert user.billing_cycle_start <= datetime.now(UTC) < user.billing_cycle_end
 
 
-def test_the_task_is_routed_to_the_maintenance_queue_and_takes_json_safe_arguments():
-    assert taskqueue.queue_for(taskqueue.RESET_GENERATION_CYCLES) == "maintenance"
-    assert reset_generation_cycles.name == taskqueue.RESET_GENERATION_CYCLES
-    assert json.loads(json.dumps([])) == []
+def test_beat_sends_the_task_hourly_to_the_maintenance_queue_with_nothing_but_json():
+    entry = beat_schedule()[taskqueue.RESET_GENERATION_CYCLES]
+
+    assert reset_generation_cycles.name == entry["task"] == taskqueue.RESET_GENERATION_CYCLES
+    assert (entry["options"]["queue"], entry["schedule"]) == ("maintenance", 3600)
+    assert json.loads(json.dumps(entry)) == entry
+    assert not inspect.signature(reset_generation_cycles.run).parameters

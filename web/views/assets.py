@@ -20,6 +20,7 @@ from web.auth import current_identity
 from web.db import db
 from web.enqueue import enqueue
 from web.openapi import api
+from web.ratelimit import rate_limited
 from web.schemas import dump, epoch_ms
 from web.schemas.assets import AssetOut, AssetPage, AssetUrls, GenerationMetadata, ImportIn, ListQuery
 from web.services import services
@@ -78,9 +79,10 @@ def _refuse_bad_query(_req: Any, _resp: Any, error: Exception | None, *_: Any) -
         raise BadRequest("The query parameters are not valid.", errors=errors)
 
 
-# Rate limiting: the `upload` class (SPEC §5) is applied to upload_asset and import_asset by the
-# rate-limit hook, before any byte of the body is read.
+# The `upload` rate-limit class (SPEC §5) wraps validation too, so it is counted before any byte
+# of the body is read.
 @bp.post("")
+@rate_limited("upload")
 @api.validate(resp=Response(HTTP_201=AssetOut), tags=["assets"])
 def upload_asset():
     """Upload an image or video: multipart `file`, optional `metadata` JSON, width/height/duration hints."""
@@ -96,6 +98,7 @@ def upload_asset():
 
 
 @bp.post("/import")
+@rate_limited("upload")
 @api.validate(json=ImportIn, resp=Response(HTTP_202=AssetOut), tags=["assets"])
 def import_asset():
     """Import generated media from a URL: the asset is created pending and a task downloads it."""

@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from models.tables import Asset, PendingDeletion, Project
 from models.taskqueue import RENDER_PROJECT_THUMBNAIL
 from models.users import ensure_user
+from tests.queues import take
 
 
 def element(element_id: str = "e1", kind: str = "image", **extra) -> dict:
@@ -133,6 +134,43 @@ def test_list_is_sorted_by_last_save_not_creation_and_pages_with_a_cursor(client
 
     assert [item["id"] for page in pages for item in page["items"]] == ids
     assert [len(page["items"]) for page in pages] == [2, 2, 1]
+
+
+def test_a_page_holds_20_projects_unless_asked_for_up_to_100(client, owner, session):
+    headers, user_id, _ = owner
+    session.add_all(Project(user_id=user_id, name=f"P{n}", canvas_state=canvas()) for n in range(24))
+    session.commit()
+
+    default = client.get("/v1/projects", headers=headers).json
+    largest = client.get("/v1/projects?limit=100", headers=headers).json
+
+    assert (len(default["items"]), default["nextCursor"] is not None) == (20, True)
+    assert (len(largest["items"]), largest["nextCursor"]) == (25, None)
+
+
+def test_a_save_moves_its_project_to_the_top_of_the_list(committed_app, auth_header):
+    headers = auth_header("user_reorder")
+    client = committed_app.test_client()
+    first_id = client.get("/v1/projects", headers=headers).json["items"][0]["id"]
+    second_id = client.post("/v1/projects", headers=headers).json["id"]
+    before = [item["id"] for item in client.get("/v1/projects", headers=headers).json["items"]]
+
+    saved = put_state(client, headers, first_id, canvas(element()))
+
+    after = client.get("/v1/projects", headers=headers).json["items"]
+    assert before == [second_id, first_id]
+    assert [item["id"] for item in after] == [first_id, second_id]
+    assert after[0]["lastSavedAt"] == saved.json["lastSavedAt"] >= after[1]["lastSavedAt"]
+
+
+def test_the_list_signs_the_url_of_a_rendered_project_thumbnail(client, owner, session):
+    headers, _, project_id = owner
+    session.get(Project, uuid.UUID(project_id)).thumbnail_key = f"projects/{project_id}/thumbnail-0.webp"
+    session.commit()
+
+    listed = client.get("/v1/projects", headers=headers).json["items"][0]
+
+    assert listed["thumbnailUrl"].startswith("/files/")
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=ten", "cursor=not-a-cursor"])
@@ -405,6 +443,18 @@ def test_five_quick_saves_enqueue_exactly_one_delayed_render(client, owner, redi
     assert args == [project_id]
     ttl = redis_client.pttl(f"{settings.redis_key_prefix}project-thumb:{project_id}")
     assert 0 < ttl <= settings.project_thumbnail_debounce_seconds * 1000
+
+
+def test_a_save_after_the_debounce_window_schedules_the_next_render(client, owner, redis_client, settings):
+    headers, _, project_id = owner
+    put_state(client, headers, project_id, canvas(element("early")))
+    first = take(redis_client, settings, "images", RENDER_PROJECT_THUMBNAIL, project_id)
+    redis_client.delete(f"{settings.redis_key_prefix}project-thumb:{project_id}")  # the window has passed
+
+    put_state(client, headers, project_id, canvas(element("late")))
+
+    assert len(first) == 1
+    assert len(take(redis_client, settings, "images", RENDER_PROJECT_THUMBNAIL, project_id)) == 1
 
 
 def test_a_save_succeeds_when_the_thumbnail_cannot_be_scheduled(client, owner, app):

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 
+import pytest
 from PIL import Image
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
+from models.storage import make_storage
 from models.storage.keys import project_thumbnail_key, rendition_key
 from models.tables import Asset, PendingDeletion, Project
 from models.taskqueue import RENDER_PROJECT_THUMBNAIL
 from models.users import ensure_user
+from tests.processes import running, settings_env, wait_until, worker_command
 from workers import projects as task_module
 from workers.media.canvas_render import PLACEHOLDER_RGBA
 from workers.projects import render_project_thumbnail
@@ -168,3 +173,49 @@ def test_the_task_has_its_stable_name_and_takes_json_arguments(worker_context, s
 
     assert render_project_thumbnail.name == RENDER_PROJECT_THUMBNAIL
     assert project_row(session, project_id).thumbnail_revision == 1
+
+
+@pytest.mark.e2e
+def test_a_burst_of_autosaves_is_rendered_once_by_a_real_worker(
+    committed_app, auth_header, settings, engine, tmp_path
+):
+    user_id, burst = f"user_burst_{uuid.uuid4().hex[:8]}", f"burst-{uuid.uuid4().hex}"
+    headers = {**auth_header(user_id), "Content-Type": "application/json"}
+    client = committed_app.test_client()
+    project_id = client.get("/v1/projects", headers=headers).json["items"][0]["id"]
+    storage = make_storage(settings)
+    with Session(engine) as session, session.begin():
+        red, green = (stored_asset(session, storage, user_id, "image", colour) for colour in (RED, GREEN))
+    # A short window keeps the test quick; the API reads it per save.
+    committed_app.extensions["iskra"].settings = settings.model_copy(
+        update={"project_thumbnail_debounce_seconds": 1.0}
+    )
+    layouts = [[element("a", 0, red)]] * 4 + [[element("a", 0, red), element("b", 100, green)]]
+    log_path = tmp_path / "worker.log"
+
+    def renders_of_the_burst() -> list[str]:
+        # Each task logs the request id of the save that scheduled it; one id per save here.
+        lines = (json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{"))
+        return [
+            line["request_id"]
+            for line in lines
+            if line.get("request_id", "").startswith(burst) and "succeeded" in line.get("event", "")
+        ]
+
+    with running(worker_command("images"), settings_env(settings), log_path):
+        for number, layout in enumerate(layouts):
+            state = {"lastModified": 1, "backgroundColor": "#000", "elements": layout}
+            saved = client.put(f"/v1/projects/{project_id}/state", json=state,
+                               headers={**headers, "X-Request-ID": f"{burst}-{number}"})  # fmt: skip
+            assert saved.status_code == 200
+        wait_until(renders_of_the_burst, timeout=60)
+        listed = client.get("/v1/projects", headers=headers).json["items"][0]
+        time.sleep(1.5)  # a second render, had one been scheduled, would have run by now
+
+    assert renders_of_the_burst() == [f"{burst}-0"]
+    with client.get(listed["thumbnailUrl"]) as response:
+        picture = Image.open(io.BytesIO(response.get_data())).convert("RGB")
+    assert picture.size == (400, 200)
+    assert near(picture.getpixel((100, 100)), RED) and near(picture.getpixel((300, 100)), GREEN)
+    stored = [info.key for info in storage.iter_objects(f"projects/{project_id}/")]
+    assert stored == [project_thumbnail_key(project_id, 5)]

@@ -17,6 +17,9 @@ from PIL import Image, ImageColor
 PLACEHOLDER_RGBA = (200, 200, 200, 255)
 EMPTY_CANVAS_ASPECT = 3 / 4
 WEBP_QUALITY = 80
+# The schema only promises each number is finite, not their products or differences: an element whose
+# corners land beyond this (or overflow to infinity) is left out rather than failing the whole render.
+MAX_COORDINATE = 1e15
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ def corners(element: Placed) -> list[tuple[float, float]]:
 
 def render(elements: Sequence[Placed], background: tuple[int, int, int, int], size: int = 400) -> bytes:
     """WebP bytes of the elements (first drawn first) on `background`, longest side `size` px."""
-    visible = [e for e in elements if e.width * abs(e.scale) > 0 and e.height * abs(e.scale) > 0]
+    visible = [element for element in elements if _drawable(element)]
     if not visible:
         return _encode(Image.new("RGBA", (size, round(size * EMPTY_CANVAS_ASPECT)), background))
     points = [point for element in visible for point in corners(element)]
@@ -64,6 +67,12 @@ def render(elements: Sequence[Placed], background: tuple[int, int, int, int], si
     for element in visible:
         _draw(canvas, element, left, top, factor)
     return _encode(canvas)
+
+
+def _drawable(element: Placed) -> bool:
+    if not (element.width * abs(element.scale) > 0 and element.height * abs(element.scale) > 0):
+        return False
+    return all(abs(value) <= MAX_COORDINATE for corner in corners(element) for value in corner)
 
 
 def _draw(canvas: Image.Image, element: Placed, left: float, top: float, factor: float) -> None:

@@ -100,6 +100,22 @@ def test_a_small_canvas_is_still_fitted_to_400_px_on_its_longest_side():
 
 
 @pytest.mark.parametrize(
+    "far",
+    [
+        Placed(x=0, y=0, width=1e308, height=100, scale=10, rotation=0, image=None),  # overflows to inf
+        Placed(x=1.7e308, y=0, width=100, height=100, scale=1, rotation=0, image=None),  # span overflows
+        Placed(x=-1.7e308, y=0, width=100, height=100, scale=1, rotation=0, image=None),
+    ],
+)
+def test_elements_whose_corners_overflow_are_left_out_instead_of_failing_the_render(far):
+    picture = decoded(render([place(solid(RED)), far, place(solid(GREEN), x=100)], parse_colour(None)))
+
+    assert picture.size == (400, 200)
+    assert_colour(picture, (100, 100), RED)
+    assert_colour(picture, (300, 100), GREEN)
+
+
+@pytest.mark.parametrize(
     ("colour", "rgba"),
     [
         ("#abc", (170, 187, 204, 255)),

@@ -12,8 +12,6 @@ from models import taskqueue
 from models.failed_assets import failed_assets, reset_failed_assets
 from models.settings import Settings
 
-RENDITION_TASKS = {"image": taskqueue.MAKE_IMAGE_RENDITIONS, "video": taskqueue.MAKE_VIDEO_RENDITIONS}
-
 
 @click.group("assets")
 def assets() -> None:
@@ -57,6 +55,6 @@ def requeue(settings: Settings, asset_ids: tuple[str, ...], all_failed: bool) ->
         reset = reset_failed_assets(session, None if all_failed else list(asset_ids))
     client = taskqueue.make_client(settings)
     # Sent only after the commit above, so a worker never finds the row still failed.
-    for asset_id, asset_type in tqdm(reset, desc="re-queue", unit="asset", disable=not reset):
-        taskqueue.send(client, RENDITION_TASKS[asset_type], asset_id)
+    for asset_id, task_name in tqdm(reset, desc="re-queue", unit="asset", disable=not reset):
+        taskqueue.send(client, task_name, asset_id)
     click.echo(f"re-queued {len(reset)} asset(s)")

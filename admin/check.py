@@ -90,7 +90,7 @@ def _wait_for_pings(
                     select(WorkerPing.id, WorkerPing.worker).where(
                         WorkerPing.id.in_(ping_ids), WorkerPing.completed_at.is_not(None)
                     )
-                ).tuples()
+                ).all()
             )
         if len(done) == len(ping_ids) or time.monotonic() >= deadline:
             return done

@@ -19,10 +19,13 @@ from web.auth import make_dev_token
 
 
 def load_settings() -> Settings:
-    """Settings from the environment, with the local stack's generated secrets filled in when present."""
-    local_env = Path(os.environ.get("ISKRA_DATA_DIR", ".data")) / "local.env"
-    # pydantic-settings lets the environment win over the file, as the local stack's processes do.
-    return Settings(_env_file=local_env)
+    """Settings from the environment, filled in from the local stack's files when they exist.
+
+    local.env holds its generated secrets; stack.env, while it runs, its database and Redis URLs.
+    """
+    data_dir = Path(os.environ.get("ISKRA_DATA_DIR", ".data"))
+    # pydantic-settings lets the environment win over the files, as the local stack's processes do.
+    return Settings(_env_file=(data_dir / "local.env", data_dir / "stack.env"))
 
 
 @click.group()

@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from admin.common import open_sessions
 from models.assets import reconcile_storage_usage
-from models.maintenance import abandoned_objects, try_sweep_lock
+from models.maintenance import abandoned_objects, try_reconcile_lock, try_sweep_lock
 from models.settings import Settings
 from models.storage import make_storage
 
@@ -19,6 +19,8 @@ from models.storage import make_storage
 def reconcile(settings: Settings) -> None:
     """Set every user's storage usage to the sum of their assets' sizes; show what drifted."""
     with open_sessions(settings) as sessions, sessions.begin() as session:
+        if not try_reconcile_lock(session):
+            raise click.ClickException("another reconciliation is running; try again later")
         drifts = reconcile_storage_usage(session)
     for drift in drifts:
         click.echo(f"{drift.user_id}: {drift.recorded_bytes:,} -> {drift.actual_bytes:,} bytes")

@@ -20,6 +20,7 @@ from devstack.secrets import ensure_local_env
 from models import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
+STACK_ENV = "stack.env"  # read by the admin CLI while the stack runs
 
 
 def _stack_environment(stack: ExitStack) -> dict[str, str]:
@@ -41,7 +42,26 @@ def _stack_environment(stack: ExitStack) -> dict[str, str]:
     env.setdefault("LOG_FORMAT", "console")
     env.setdefault("PORT", "8000")
     env.setdefault("FLOWER_PORT", "5555")
+    _publish_for_cli(data_dir, env, stack)
     return env
+
+
+def _publish_for_cli(data_dir: Path, env: dict[str, str], stack: ExitStack) -> None:
+    """Let `iskra` in another shell reach this stack's database and Redis (the ports change per start)."""
+    path = data_dir / STACK_ENV
+    path.write_text(f"DATABASE_URL={env['DATABASE_URL']}\nREDIS_URL={env['REDIS_URL']}\n")
+    stack.callback(path.unlink, missing_ok=True)
+
+
+def banner(env: dict[str, str], operator_set_flower_auth: bool) -> str:
+    """Where everything listens; the Flower password only when the stack generated it."""
+    user, _, password = env["FLOWER_BASIC_AUTH"].partition(":")
+    secret = "from FLOWER_BASIC_AUTH" if operator_set_flower_auth else f"password {password!r}"
+    return (
+        f"\nIskra Media: API http://127.0.0.1:{env['PORT']}  docs /docs/swagger/  "
+        f"Flower http://127.0.0.1:{env['FLOWER_PORT']} (user {user!r}, {secret})\n"
+        f"Token: .venv/bin/iskra dev-token user_local\n"
+    )
 
 
 def main() -> int:
@@ -54,13 +74,7 @@ def main() -> int:
         procfile = parse_procfile((ROOT / "Procfile").read_text())
         for name, command in procfile.processes.items():
             manager.add_process(name, command, env=env, cwd=str(ROOT))
-        user, _, password = env["FLOWER_BASIC_AUTH"].partition(":")
-        print(
-            f"\nIskra Media: API http://127.0.0.1:{env['PORT']}  docs /docs/swagger/  "
-            f"Flower http://127.0.0.1:{env['FLOWER_PORT']} (user {user!r}, password {password!r})\n"
-            f"Token: .venv/bin/iskra dev-token user_local\n",
-            flush=True,
-        )
+        print(banner(env, operator_set_flower_auth="FLOWER_BASIC_AUTH" in os.environ), flush=True)
         manager.loop()
         return manager.returncode or 0
 

@@ -1,7 +1,8 @@
 """Self-healing: re-queue assets whose processing stalled, and remove objects no row owns.
 
 Both are safe when two beat schedulers fire at once: stalled rows are claimed with
-`FOR UPDATE SKIP LOCKED`, and the sweep runs only under a transaction-scoped advisory lock.
+`FOR UPDATE SKIP LOCKED`, and the sweep (like usage reconciliation) runs only under a
+transaction-scoped advisory lock.
 """
 
 from __future__ import annotations
@@ -21,13 +22,19 @@ from models.tables import Asset, Project
 from models.taskqueue import LONGEST_TASK_SECONDS
 
 ABANDONED_ERROR = "processing-abandoned"
-SWEEP_LOCK = 7283101  # pg advisory lock id of the abandoned-object sweep
+# pg advisory lock ids of the jobs that must not run twice at once (beat started twice, or the CLI).
+SWEEP_LOCK = 7283101
+RECONCILE_LOCK = 7283102
 SWEPT_PREFIXES = (ORIGINALS_PREFIX, RENDITIONS_PREFIX, PROJECTS_PREFIX)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
+# The `requeued` group of imports whose download never completed: they go back to the import task.
+IMPORT_GROUP = "import"
+
+
 class Requeued(NamedTuple):
-    """Asset ids sent back to their queue (by asset type) and ids given up on as failed."""
+    """Asset ids sent back to their queue (by asset type, or IMPORT_GROUP) and ids given up on as failed."""
 
     requeued: dict[str, list[str]]
     failed: list[str]
@@ -45,7 +52,7 @@ def requeue_stuck_assets(
         raise ValueError("older_than must exceed the longest task time limit, or live work is re-queued")
     cutoff = datetime.now(UTC) - older_than
     rows = session.execute(
-        select(Asset.id, Asset.type, Asset.attempts)
+        select(Asset.id, Asset.type, Asset.attempts, Asset.size_bytes, Asset.original_url)
         .where(Asset.status.in_(("pending", "processing")), Asset.updated_at < cutoff)
         .order_by(Asset.updated_at)
         .limit(limit)
@@ -68,13 +75,24 @@ def requeue_stuck_assets(
         )
     by_type: dict[str, list[str]] = {}
     for row in retried:
-        by_type.setdefault(row.type, []).append(str(row.id))
+        # An import with no bytes yet has no original to render: it needs its download again.
+        group = IMPORT_GROUP if row.original_url and not row.size_bytes else row.type
+        by_type.setdefault(group, []).append(str(row.id))
     return Requeued(by_type, [str(asset_id) for asset_id in failed])
 
 
 def try_sweep_lock(session: Session) -> bool:
     """Take the sweep's advisory lock for this transaction; False when another sweep holds it."""
-    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": SWEEP_LOCK}))
+    return _try_xact_lock(session, SWEEP_LOCK)
+
+
+def try_reconcile_lock(session: Session) -> bool:
+    """Take the usage reconciliation's advisory lock for this transaction; False when another run holds it."""
+    return _try_xact_lock(session, RECONCILE_LOCK)
+
+
+def _try_xact_lock(session: Session, key: int) -> bool:
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}))
 
 
 def abandoned_objects(

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     prometheus_multiproc_dir: Path | None = None
     # /metrics computes database and queue gauges at most this often per process.
     metrics_cache_seconds: float = 15.0
+    # A Celery worker serves its pool's task metrics here, for machines the API's /metrics cannot see.
+    worker_metrics_port: int | None = None
+    worker_metrics_address: str = "127.0.0.1"
 
     @field_validator("jwt_authorized_parties", "cors_allowed_origins", mode="before")
     @classmethod

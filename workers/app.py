@@ -32,8 +32,8 @@ app.conf.update(
 )
 app.conf.beat_schedule = beat_schedule()
 context.install(context.build(settings))
-connect_task_logging()
-connect_task_metrics()
+connect_task_logging(settings)
+connect_task_metrics(settings)
 
 
 @worker_process_init.connect

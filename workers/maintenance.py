@@ -11,14 +11,18 @@ from celery import Celery, shared_task
 from sqlalchemy import update
 
 from models import taskqueue
-from models.maintenance import delete_abandoned_objects, requeue_stuck_assets, try_sweep_lock
+from models.maintenance import IMPORT_GROUP, delete_abandoned_objects, requeue_stuck_assets, try_sweep_lock
 from models.storage import Storage, make_storage
 from models.tables import WorkerPing
 from workers.context import WorkerContext, current
 from workers.task_logging import follow_up_headers
 
 log = structlog.get_logger(__name__)
-RENDITION_TASKS = {"image": taskqueue.MAKE_IMAGE_RENDITIONS, "video": taskqueue.MAKE_VIDEO_RENDITIONS}
+RENDITION_TASKS = {
+    "image": taskqueue.MAKE_IMAGE_RENDITIONS,
+    "video": taskqueue.MAKE_VIDEO_RENDITIONS,
+    IMPORT_GROUP: taskqueue.IMPORT_REMOTE_ASSET,
+}
 
 
 @shared_task(name=taskqueue.PING, soft_time_limit=10, time_limit=20)

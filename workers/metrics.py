@@ -1,15 +1,23 @@
 """Task metrics from Celery signals: runs by outcome, failures, retries and durations by task name.
 
-Prefork children write to the same PROMETHEUS_MULTIPROC_DIR as the API, whose /metrics merges them.
+Prefork children write their values to files in PROMETHEUS_MULTIPROC_DIR. On a machine the API shares,
+its /metrics merges them; elsewhere the worker serves them itself on WORKER_METRICS_PORT.
 """
 
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
-from celery.signals import task_failure, task_postrun, task_prerun, task_retry
-from prometheus_client import Counter, Histogram
+import structlog
+from celery.signals import task_failure, task_postrun, task_prerun, task_retry, worker_init
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from models.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 TASKS = Counter("iskra_tasks_total", "Tasks that finished, by final state", ["task", "state"])
 FAILURES = Counter("iskra_task_failures_total", "Tasks that raised, by exception type", ["task", "exception"])
@@ -44,7 +52,31 @@ def _retry(sender: Any = None, **_: Any) -> None:
     RETRIES.labels(getattr(sender, "name", "unknown")).inc()
 
 
-def connect_task_metrics() -> None:
+def serve_worker_metrics(settings: Settings, **_: Any) -> None:
+    """Serve the metrics of this worker and its pool children on WORKER_METRICS_PORT, when set."""
+    if settings.worker_metrics_port is None:
+        return
+    if settings.prometheus_multiproc_dir is None:
+        # Without the shared files the main process would serve zeros: its children do the counting.
+        log.error("worker_metrics_not_served", reason="WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR")
+        return
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(settings.prometheus_multiproc_dir))
+    try:
+        start_http_server(settings.worker_metrics_port, settings.worker_metrics_address, registry=registry)
+    except OSError as error:
+        # A busy port costs the metrics, not the worker: tasks keep running.
+        log.error("worker_metrics_not_served", port=settings.worker_metrics_port, error=str(error))
+        return
+    log.info("worker_metrics_served", port=settings.worker_metrics_port)
+
+
+def connect_task_metrics(settings: Settings) -> None:
+    """Count tasks in every process of this worker; serve them from the main process when configured."""
+    if settings.prometheus_multiproc_dir is not None:
+        # prometheus_client opens its value files there at the first increment; nothing else makes it.
+        settings.prometheus_multiproc_dir.mkdir(parents=True, exist_ok=True)
+    worker_init.connect(partial(serve_worker_metrics, settings), weak=False)
     task_prerun.connect(_prerun, weak=False)
     task_postrun.connect(_postrun, weak=False)
     task_failure.connect(_failure, weak=False)

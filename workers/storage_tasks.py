@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import structlog
 from celery import shared_task
 
 from models import taskqueue
 from models.assets import purge_pending_deletions, reconcile_storage_usage
+from models.maintenance import try_reconcile_lock
 from models.storage import make_storage
 from workers.context import WorkerContext, current
 
+log = structlog.get_logger(__name__)
 PURGE_BATCH = 500
 
 
@@ -22,7 +25,12 @@ def _storage(context: WorkerContext):
 def reconcile_storage() -> list[dict]:
     """Set each user's storage_used_bytes to the sum of their assets; report the drift fixed."""
     with current().sessions.begin() as session:
+        # Two runs at once could lock the same users in different orders and deadlock; one does it all.
+        if not try_reconcile_lock(session):
+            log.info("reconcile_skipped", reason="another reconciliation holds the lock")
+            return []
         fixed = reconcile_storage_usage(session)
+    log.info("storage_usage_reconciled", drifted_users=len(fixed))
     return [drift.__dict__ for drift in fixed]
 
 

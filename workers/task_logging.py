@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import structlog
-from celery.signals import task_postrun, task_prerun
+from celery.signals import setup_logging, task_postrun, task_prerun
+
+from models.logs import configure_logging
+from models.settings import Settings
 
 
 def bind_task_context(task_id: str | None = None, task: Any = None, **_: Any) -> None:
@@ -29,6 +33,14 @@ def follow_up_headers() -> dict[str, str]:
     return {"request_id": request_id} if request_id else {}
 
 
-def connect_task_logging() -> None:
+def keep_service_logging(settings: Settings, **_: Any) -> None:
+    """Answer Celery's setup_logging, so it leaves our JSON handler and LOG_LEVEL alone."""
+    # Otherwise the worker's `-l` (WARNING when omitted, as in the Procfile) would become the root
+    # level and drop every info line tasks log, request ids and all.
+    configure_logging(settings)
+
+
+def connect_task_logging(settings: Settings) -> None:
+    setup_logging.connect(partial(keep_service_logging, settings), weak=False)
     task_prerun.connect(bind_task_context, weak=False)
     task_postrun.connect(clear_task_context, weak=False)

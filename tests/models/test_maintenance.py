@@ -12,9 +12,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.maintenance import (
     ABANDONED_ERROR,
+    RECONCILE_LOCK,
+    SWEEP_LOCK,
     abandoned_objects,
     delete_abandoned_objects,
     requeue_stuck_assets,
+    try_reconcile_lock,
     try_sweep_lock,
 )
 from models.storage import make_storage
@@ -178,12 +181,23 @@ def test_deleting_abandoned_objects_removes_them_from_storage(session, storage):
     assert storage.head(key) is None
 
 
-def test_only_one_sweep_holds_the_lock_at_a_time(engine):
+@pytest.mark.parametrize(
+    ("take_lock", "key"), [(try_sweep_lock, SWEEP_LOCK), (try_reconcile_lock, RECONCILE_LOCK)]
+)
+def test_only_one_run_of_a_locked_job_holds_its_lock_at_a_time(engine, take_lock, key):
     with engine.connect() as first, engine.connect() as second:
         first.begin()
         second.begin()
         with Session(bind=first) as one, Session(bind=second) as two:
-            assert try_sweep_lock(one)
-            assert not try_sweep_lock(two)
+            assert take_lock(one)
+            assert not take_lock(two)
         first.rollback()  # the lock is transaction-scoped: released here
-        assert second.scalar(text("SELECT pg_try_advisory_xact_lock(7283101)"))
+        assert second.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
+
+
+def test_the_sweep_and_the_reconciliation_do_not_block_each_other(engine):
+    with engine.connect() as first, engine.connect() as second:
+        first.begin()
+        second.begin()
+        with Session(bind=first) as one, Session(bind=second) as two:
+            assert try_sweep_lock(one) and try_reconcile_lock(two)

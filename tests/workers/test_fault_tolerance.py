@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import uuid
@@ -129,3 +130,56 @@ def test_a_whole_worker_killed_mid_thumbnail_is_healed_by_the_stuck_asset_sweep_
     row = _row(sessions, asset_id)
     assert (row.status, row.error) == ("ready", None)
     assert row.attempts == 2
+
+
+def _rendition_succeeded_at(log_path: Path) -> datetime:
+    """When the worker logged the (one) rendition task it ran as succeeded."""
+    lines = (json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{"))
+    done = next(
+        line
+        for line in lines
+        if line.get("task_name") == taskqueue.MAKE_IMAGE_RENDITIONS and "succeeded" in line["event"]
+    )
+    return datetime.fromisoformat(done["timestamp"])
+
+
+def test_a_worker_told_to_stop_mid_thumbnail_finishes_it_before_it_exits(
+    settings, committed, slow_png, tmp_path
+):
+    sessions, storage, created = committed
+    asset_id = add_asset(sessions, storage, slow_png, ext="png", user_id=USER)
+    created.append(asset_id)
+    log_path = tmp_path / "worker.log"
+    with running(worker_command("images"), settings_env(settings), log_path) as worker:
+        _start_and_wait_until_processing(settings, sessions, asset_id, worker)
+        signalled_at = datetime.now(UTC)
+        worker.send_signal(signal.SIGTERM)  # what honcho, docker stop and systemd send
+        exit_code = worker.wait(timeout=120)
+        status_at_exit = _row(sessions, asset_id).status
+
+    row = _row(sessions, asset_id)
+    assert exit_code == 0
+    assert _rendition_succeeded_at(log_path) > signalled_at  # the task really was still running
+    assert status_at_exit == "ready"  # finished by this worker before it exited, not handed on
+    assert (row.attempts, row.error) == (1, None)
+    assert row.thumbnail_key and storage.head(row.thumbnail_key) is not None
+
+
+def test_a_worker_stopped_cold_mid_thumbnail_hands_the_task_back_to_the_next_worker(
+    settings, committed, slow_png, tmp_path
+):
+    sessions, storage, created = committed
+    asset_id = add_asset(sessions, storage, slow_png, ext="png", user_id=USER)
+    created.append(asset_id)
+    env = settings_env(settings)
+    with running(worker_command("images"), env, tmp_path / "worker.log") as worker:
+        _start_and_wait_until_processing(settings, sessions, asset_id, worker)
+        worker.send_signal(signal.SIGQUIT)  # a second Ctrl-C, or an orchestrator out of patience
+        worker.wait(timeout=60)
+    assert _row(sessions, asset_id).status == "processing"
+
+    with running(worker_command("images"), env, tmp_path / "next-worker.log"):
+        wait_until(lambda: _row(sessions, asset_id).status in ("ready", "failed"), timeout=120)
+
+    row = _row(sessions, asset_id)
+    assert (row.status, row.error, row.attempts) == ("ready", None, 2)

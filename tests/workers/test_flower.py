@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import uuid
 
 import pytest
 import requests
+from honcho.environ import parse_procfile
 from sqlalchemy import text
 
 from models import taskqueue
-from tests.processes import BIN, running, settings_env, wait_until, worker_command
+from tests.processes import ROOT, running, settings_env, wait_until, worker_command
 
 pytestmark = pytest.mark.e2e
 USER, PASSWORD = "operator", "flower-test-password"
@@ -22,55 +24,62 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _flower_command(port: int, db: str) -> list[str]:
-    return [
-        str(BIN / "celery"), "-A", "workers.app", "flower", "--address=127.0.0.1", f"--port={port}",
-        f"--basic-auth={USER}:{PASSWORD}", "--persistent=True", f"--db={db}",
-    ]  # fmt: skip
+def _procfile_flower() -> list[str]:
+    """The Procfile's flower line, run the way honcho runs it."""
+    return ["sh", "-c", parse_procfile((ROOT / "Procfile").read_text()).processes["flower"]]
 
 
 def _get(url: str, **kwargs) -> requests.Response | None:
     try:
         return requests.get(url, timeout=5, **kwargs)
-    except requests.ConnectionError:
+    except requests.RequestException:  # refused while starting, or slow to boot under load
         return None
 
 
-def test_flower_lists_a_task_a_real_worker_ran_and_refuses_requests_without_auth(settings, engine, tmp_path):
+def _finished_ping(base: str, ping_id: uuid.UUID) -> dict | None:
+    response = _get(f"{base}/api/tasks", auth=(USER, PASSWORD))
+    tasks = response.json() if response is not None and response.ok else {}
+    return next(
+        (t for t in tasks.values() if str(ping_id) in (t.get("args") or "") and t["state"] == "SUCCESS"),
+        None,
+    )
+
+
+def test_flower_lists_a_task_a_real_worker_ran_keeps_it_across_a_restart_and_refuses_strangers(
+    settings, engine, tmp_path
+):
     ping_id = uuid.uuid4()
     with engine.begin() as connection:
         connection.execute(
             text("INSERT INTO worker_pings (id, queue) VALUES (:id, 'maintenance')"), {"id": ping_id}
         )
-    port, env = _free_port(), settings_env(settings)
-    base, auth = f"http://127.0.0.1:{port}", (USER, PASSWORD)
+    port = _free_port()
+    env = {
+        **settings_env(settings),
+        "FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}",
+        "FLOWER_PORT": str(port),
+        "ISKRA_DATA_DIR": str(tmp_path),
+    }
+    base = f"http://127.0.0.1:{port}"
     try:
         with (
-            running(_flower_command(port, str(tmp_path / "flower.db")), env, tmp_path / "flower.log"),
+            running(_procfile_flower(), env, tmp_path / "flower.log"),
             running(worker_command("maintenance"), env, tmp_path / "worker.log"),
         ):
             wait_until(lambda: _get(f"{base}/healthcheck"), timeout=60)
             # Flower's first inspect may precede the worker; refresh until it shows up.
             wait_until(
-                lambda: (r := _get(f"{base}/api/workers?refresh=1", auth=auth)) and r.json(), timeout=60
+                lambda: (r := _get(f"{base}/api/workers?refresh=1", auth=(USER, PASSWORD))) and r.json(),
+                timeout=60,
             )
             taskqueue.send(taskqueue.make_client(settings), taskqueue.PING, str(ping_id))
-
-            def finished_task() -> dict | None:
-                response = _get(f"{base}/api/tasks", auth=auth)
-                tasks = response.json() if response is not None and response.ok else {}
-                return next(
-                    (
-                        t
-                        for t in tasks.values()
-                        if str(ping_id) in (t.get("args") or "") and t["state"] == "SUCCESS"
-                    ),
-                    None,
-                )
-
-            task = wait_until(finished_task, timeout=60)
+            task = wait_until(lambda: _finished_ping(base, ping_id), timeout=60)
             unauthenticated = _get(f"{base}/api/tasks")
             wrong_password = _get(f"{base}/api/tasks", auth=(USER, "wrong"))
+        # A new Flower on the same state file, with no worker running, still knows the task.
+        with running(_procfile_flower(), env, tmp_path / "flower-again.log"):
+            wait_until(lambda: _get(f"{base}/healthcheck"), timeout=60)
+            remembered = wait_until(lambda: _finished_ping(base, ping_id), timeout=30)
     finally:
         with engine.begin() as connection:
             connection.execute(text("DELETE FROM worker_pings WHERE id = :id"), {"id": ping_id})
@@ -81,4 +90,14 @@ def test_flower_lists_a_task_a_real_worker_ran_and_refuses_requests_without_auth
     assert task["worker"].startswith("test-")
     assert unauthenticated.status_code == 401
     assert wrong_password.status_code == 401
-    assert list(tmp_path.glob("flower.db*")), "persistent state was not written"
+    assert remembered["uuid"] == task["uuid"]
+    assert list(tmp_path.glob("flower.db*")), "the state was not kept in ISKRA_DATA_DIR"
+
+
+def test_the_procfile_refuses_to_start_flower_without_credentials(settings):
+    env = {key: value for key, value in settings_env(settings).items() if key != "FLOWER_BASIC_AUTH"}
+
+    finished = subprocess.run(_procfile_flower(), env=env, capture_output=True, text=True, timeout=30)
+
+    assert finished.returncode != 0
+    assert "set FLOWER_BASIC_AUTH to user:password" in finished.stderr

@@ -1,4 +1,4 @@
-"""Maintenance tasks called directly: re-queue sends after commit, the sweep deletes, beat sends them all."""
+"""Maintenance tasks called directly: re-queue, sweep, reconcile (each safe to overlap); beat sends them."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import pytest
 from sqlalchemy import select, text, update
 
 from models import taskqueue
+from models.maintenance import RECONCILE_LOCK
 from models.storage.keys import original_key
-from models.tables import Asset
+from models.tables import Asset, User
+from models.users import ensure_user
 from tests.queues import take
 from tests.workers.rendition_support import add_asset
 from workers.maintenance import requeue_stuck, sweep_abandoned_uploads
 from workers.schedule import beat_schedule
+from workers.storage_tasks import reconcile_storage
 
 
 @pytest.fixture
@@ -125,3 +128,16 @@ def test_every_scheduled_task_is_registered_by_the_worker_modules():
     registered = set(celery.current_app.tasks)
 
     assert {entry["task"] for entry in beat_schedule().values()} <= registered
+
+
+def test_a_second_reconciliation_while_one_runs_changes_nothing(worker_context, sessions, engine):
+    with sessions.begin() as session:
+        ensure_user(session, "user_reconcile_task").storage_used_bytes = 7
+    with engine.connect() as other:
+        other.begin()
+        assert other.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": RECONCILE_LOCK})
+
+        assert reconcile_storage() == []
+
+    with sessions() as session:
+        assert session.get(User, "user_reconcile_task").storage_used_bytes == 7

@@ -72,7 +72,8 @@ def _bench_routes(app) -> None:
     from web.auth import bearer_token
     from web.db import db
     from web.services import services
-    from web.uploads import FIELD_BYTES, ReceivedUpload, inspect_upload, media_limits, store_upload
+    from web.uploads import FIELD_BYTES, ReceivedUpload, inspect_upload, store_upload
+    from workers.media.limits import media_limits
 
     @app.post("/bench/buffered")
     def buffered_upload():

@@ -76,14 +76,26 @@ def make_client(settings: Settings) -> Celery:
     return configure(Celery("iskra-client", set_as_current=False), settings)
 
 
+# Publishing to a broker that is down is tried three times, briefly: the caller has committed its row,
+# and maintenance re-queues work whose message never left, so a request must not hang on it.
+SEND_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.2}
+
+
 def send(
     client: Celery,
     task_name: str,
     *args: Any,
     headers: dict[str, Any] | None = None,
     countdown: float | None = None,
+    expires: float | None = None,
 ) -> None:
     """Send a task by its stable name to its queue. Call only after the creating transaction commits."""
     client.send_task(
-        task_name, args=list(args), queue=queue_for(task_name), headers=headers or {}, countdown=countdown
+        task_name,
+        args=list(args),
+        queue=queue_for(task_name),
+        headers=headers or {},
+        countdown=countdown,
+        expires=expires,
+        retry_policy=SEND_RETRY_POLICY,
     )

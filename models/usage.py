@@ -9,30 +9,17 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from models.cycles import cycle_containing
+from models.generations import Generations
 from models.plans import get_plan
 from models.tables import User
 from models.users import StorageUsage
 
 
 @dataclass(frozen=True)
-class GenerationUsage:
-    used: int
-    limit: int
-
-    @property
-    def remaining(self) -> int:
-        return max(0, self.limit - self.used)
-
-    @property
-    def percentage(self) -> float:
-        return round(100.0 * self.used / self.limit, 2) if self.limit else 100.0
-
-
-@dataclass(frozen=True)
 class UsageReport:
     storage: StorageUsage
-    images: GenerationUsage
-    videos: GenerationUsage
+    images: Generations
+    videos: Generations
     cycle_start: datetime
     cycle_end: datetime
 
@@ -53,8 +40,8 @@ def usage_report(session: Session, user: User, now: datetime | None = None) -> U
         start, end = cycle_containing(user.created_at.astimezone(UTC), now)
     return UsageReport(
         storage=StorageUsage(used_bytes=user.storage_used_bytes, quota_bytes=plan.storage_quota_bytes),
-        images=GenerationUsage(used=images, limit=plan.images_per_period),
-        videos=GenerationUsage(used=videos, limit=plan.videos_per_period),
+        images=Generations("image", images, plan.images_per_period, end),
+        videos=Generations("video", videos, plan.videos_per_period, end),
         cycle_start=start,
         cycle_end=end,
     )

@@ -41,7 +41,6 @@ from models.errors import (
     ValidationFailed,
 )
 from models.quota import check_room
-from models.settings import Settings
 from models.storage.base import Storage
 from models.storage.keys import original_key
 from models.tables import Asset
@@ -149,14 +148,6 @@ def parse_fields(form: MultiDict) -> dict[str, Any]:
     if unknown:
         raise ValidationFailed(f"Unknown form fields: {', '.join(sorted(unknown))}.")
     return metadata.model_dump(exclude_none=True)
-
-
-def media_limits(settings: Settings) -> MediaLimits:
-    return MediaLimits(
-        max_dimension=settings.max_dimension,
-        max_pixels=settings.max_image_pixels,
-        max_video_seconds=settings.max_video_seconds,
-    )
 
 
 def inspect_upload(upload: ReceivedUpload, limits: MediaLimits) -> SniffedType:

@@ -48,10 +48,10 @@ def requeue_stuck(limit: int = 500) -> dict[str, int]:
     for asset_type, asset_ids in outcome.requeued.items():
         for asset_id in asset_ids:
             # Expiring at the next stall deadline: a queue nobody consumes does not pile up copies.
-            client.send_task(
+            taskqueue.send(
+                client,
                 RENDITION_TASKS[asset_type],
-                args=[asset_id],
-                queue=taskqueue.queue_for(RENDITION_TASKS[asset_type]),
+                asset_id,
                 headers=follow_up_headers(),
                 expires=stuck_for.total_seconds(),
             )

@@ -23,12 +23,11 @@ from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
 from models.errors import ObjectMissing, StorageError
-from models.settings import Settings
 from models.storage.keys import RENDITIONS_PREFIX, rendition_key
 from models.tables import Asset
 from workers.context import WorkerContext, current
 from workers.media.errors import MediaRejected
-from workers.media.limits import MediaLimits
+from workers.media.limits import MediaLimits, media_limits
 from workers.media.sniff import SniffedType, sniff
 
 log = structlog.get_logger(__name__)
@@ -64,15 +63,6 @@ class Outcome:
 
 
 Make = Callable[[WorkerContext, Claim, MediaLimits], Outcome]
-
-
-def media_limits(settings: Settings) -> MediaLimits:
-    """SPEC §4's bounds as this deployment configures them."""
-    return MediaLimits(
-        max_dimension=settings.max_dimension,
-        max_pixels=settings.max_image_pixels,
-        max_video_seconds=settings.max_video_seconds,
-    )
 
 
 def sniffed_as(head: bytes, kind: str) -> SniffedType:

@@ -19,7 +19,8 @@ from models.tables import Asset
 from tests.processes import ROOT, settings_env
 from tests.workers.rendition_support import add_asset, asset, rendition_keys, storage_used
 from workers.media.errors import MediaRejected
-from workers.renditions import TRANSIENT_RETRIES, Outcome, media_limits, process
+from workers.media.limits import media_limits
+from workers.renditions import TRANSIENT_RETRIES, Outcome, process
 
 THUMBNAIL = b"RIFF-thumbnail-bytes"
 

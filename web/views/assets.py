@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from flask import Blueprint, request
-from kombu.exceptions import OperationalError
 from spectree import Response
 
 from models import taskqueue
@@ -24,10 +22,10 @@ from web.ratelimit import rate_limited
 from web.schemas import dump, epoch_ms
 from web.schemas.assets import AssetOut, AssetPage, AssetUrls, GenerationMetadata, ImportIn, ListQuery
 from web.services import services
-from web.uploads import inspect_upload, media_limits, parse_fields, receive_upload, store_upload
+from web.uploads import inspect_upload, parse_fields, receive_upload, store_upload
+from workers.media.limits import media_limits
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
-log = structlog.get_logger(__name__)
 WEBP = "image/webp"
 
 
@@ -64,15 +62,6 @@ def asset_out(asset: Asset) -> dict[str, Any]:
     )
 
 
-def _enqueue_soon(task_name: str, *args: Any) -> None:
-    # The row is committed; if the broker is down, maintenance re-queues stuck assets and purges
-    # the outbox on its schedule, so the client must not see an error (a retry would duplicate it).
-    try:
-        enqueue(task_name, *args)
-    except OperationalError:
-        log.warning("enqueue_failed", task=task_name, exc_info=True)
-
-
 def _refuse_bad_query(_req: Any, _resp: Any, error: Exception | None, *_: Any) -> None:
     if error is not None:
         errors = getattr(error, "errors", lambda **_: [])(include_url=False, include_context=False)
@@ -93,7 +82,7 @@ def upload_asset():
         generation = parse_fields(upload.form)
         sniffed = inspect_upload(upload, media_limits(services().settings))
         asset = store_upload(identity.user_id, upload, sniffed, generation)
-    _enqueue_soon(RENDITION_TASKS[asset.type], str(asset.id))
+    enqueue(RENDITION_TASKS[asset.type], str(asset.id))
     return asset_out(asset), 201, {"Location": f"/v1/assets/{asset.id}"}
 
 
@@ -115,7 +104,7 @@ def import_asset():
             source_url=body.source_url,
             generation=generation,
         )
-    _enqueue_soon(taskqueue.IMPORT_REMOTE_ASSET, str(asset.id))
+    enqueue(taskqueue.IMPORT_REMOTE_ASSET, str(asset.id))
     return asset_out(asset), 202, {"Location": f"/v1/assets/{asset.id}"}
 
 
@@ -147,5 +136,5 @@ def delete_asset_view(asset_id: str):
     """Delete an asset: its bytes are given back at once, its objects removed by maintenance."""
     with db().begin():
         delete_asset(db(), current_identity().user_id, asset_id)
-    _enqueue_soon(taskqueue.PURGE_DELETED_OBJECTS)
+    enqueue(taskqueue.PURGE_DELETED_OBJECTS)
     return "", 204

@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Blueprint
 from spectree import Response
 
+from models.generations import Generations
 from models.plans import get_plan
-from models.usage import GenerationUsage, usage_report
+from models.usage import usage_report
 from models.users import ensure_user
 from web.auth import current_identity
 from web.db import db
@@ -42,7 +43,7 @@ def get_me():
     )
 
 
-def _generation_out(usage: GenerationUsage) -> GenerationUsageOut:
+def _generation_out(usage: Generations) -> GenerationUsageOut:
     return GenerationUsageOut(
         used=usage.used, limit=usage.limit, remaining=usage.remaining, percentage=usage.percentage
     )

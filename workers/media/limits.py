@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from models.settings import Settings
+
 
 @dataclass(frozen=True)
 class MediaLimits:
@@ -20,3 +22,12 @@ class MediaLimits:
     # RLIMIT_AS and RLIMIT_CPU for every ffmpeg/ffprobe child.
     child_memory_bytes: int = 1_536 * 1024 * 1024
     child_cpu_seconds: int = 120
+
+
+def media_limits(settings: Settings) -> MediaLimits:
+    """SPEC §4's bounds as this deployment configures them."""
+    return MediaLimits(
+        max_dimension=settings.max_dimension,
+        max_pixels=settings.max_image_pixels,
+        max_video_seconds=settings.max_video_seconds,
+    )

@@ -23,6 +23,7 @@ from tests.web.uploading import queued, stored_keys, upload
 from tests.workers.media.hostile_media import (
     good_jpeg,
     huge_png_header,
+    malformed_exif_jpeg,
     svg,
     text_as_jpg,
     zero_bytes,
@@ -102,6 +103,14 @@ def test_an_empty_file_is_refused_as_invalid_media(client, auth_header):
 
     assert response.status_code == 422
     assert (response.json["type"], response.json["code"]) == ("invalid-media", "empty")
+
+
+def test_a_jpeg_with_damaged_exif_is_accepted_for_the_image_task_to_judge(client, auth_header):
+    # The header read needs only the size; the worker fails the asset `corrupt` (tests/workers).
+    response = upload(client, auth_header(), malformed_exif_jpeg())
+
+    assert response.status_code == 201, response.json
+    assert (response.json["status"], response.json["type"]) == ("pending", "image")
 
 
 def test_a_png_declaring_50000_pixels_square_is_refused_from_its_header(client, auth_header, app):

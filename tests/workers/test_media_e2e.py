@@ -64,6 +64,8 @@ def test_uploaded_jpeg_png_and_mp4_become_ready_with_downloadable_webp_rendition
     assert (jpeg["width"], jpeg["height"], png["width"], png["height"]) == (2000, 1500, 800, 600)
     assert (mp4["width"], mp4["height"]) == (640, 360)
     assert mp4["duration"] == pytest.approx(2.0, abs=0.2)
+    assert (mp4["codec"], mp4["frameRate"]) == ("h264", pytest.approx(10.0))
+    assert jpeg["codec"] is None
     assert all(body["placeholder"] for body in assets.values())
 
     thumbnails = {name: download(client, body["urls"]["thumbnail"]) for name, body in assets.items()}

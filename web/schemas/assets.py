@@ -70,6 +70,8 @@ class AssetOut(Body):
     width: int | None
     height: int | None
     duration: float | None
+    codec: str | None
+    frame_rate: float | None
     placeholder: str | None
     metadata: GenerationMetadata
     original_url: str | None

@@ -47,6 +47,8 @@ def asset_out(asset: Asset) -> dict[str, Any]:
             width=asset.width,
             height=asset.height,
             duration=asset.duration,
+            codec=asset.codec,
+            frame_rate=asset.frame_rate,
             placeholder=asset.placeholder,
             metadata=GenerationMetadata.model_validate(asset.generation),
             original_url=asset.original_url,

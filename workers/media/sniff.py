@@ -1,6 +1,7 @@
 """What an upload is, from its magic bytes and header alone: cheap enough for the API process."""
 
 import struct
+import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -151,7 +152,11 @@ def image_header_size(fp: BinaryIO, sniffed: SniffedType) -> tuple[int, int]:
         # Pillow's WebP open reads the whole file and allocates the canvas: not a header read.
         return _webp_canvas_size(head)
     try:
-        reader = _HEADER_READERS[sniffed.pil_format](fp)
+        with warnings.catch_warnings():
+            # Damaged metadata is for the image task to judge (it fails the asset `corrupt`); only the
+            # size is read here, and Pillow's open parses EXIF on the way.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+            reader = _HEADER_READERS[sniffed.pil_format](fp)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         # Only a GIF whose first frame outgrows its screen gets here (the warning when the caller
         # has made it an error).

@@ -8,29 +8,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from celery import shared_task
-
 from models import taskqueue
 from models.errors import StorageError
 from workers.context import WorkerContext
 from workers.media.images import make_image_renditions as render
 from workers.media.limits import MediaLimits
 from workers.media.sniff import SNIFF_BYTES
-from workers.renditions import TRANSIENT_RETRIES, Claim, Outcome, process, sniffed_as
+from workers.renditions import Claim, Outcome, process, rendition_task, sniffed_as
 
 # Originals are at most the plan's upload cap (25 MiB); smaller ones never touch the disk.
 SPOOL_BYTES = 8 * 1024 * 1024
 
 
-@shared_task(
-    name=taskqueue.MAKE_IMAGE_RENDITIONS,
-    bind=True,
-    soft_time_limit=60,
-    time_limit=90,
-    autoretry_for=(StorageError,),
-    retry_backoff=True,
-    max_retries=TRANSIENT_RETRIES,
-)
+@rendition_task(taskqueue.MAKE_IMAGE_RENDITIONS, soft_time_limit=60, time_limit=90)
 def make_image_renditions(self, asset_id: str) -> str | None:
     """Make an image asset's renditions and mark it ready, or failed with the reason."""
     return process(asset_id, image_outcome, retries=self.request.retries)

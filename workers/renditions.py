@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import func, update
 from sqlalchemy.orm import Session
@@ -34,6 +35,21 @@ log = structlog.get_logger(__name__)
 
 # Transient storage errors are retried this many times (with exponential backoff) by the task.
 TRANSIENT_RETRIES = 5
+
+
+def rendition_task(name: str, *, soft_time_limit: int, time_limit: int) -> Callable:
+    """A bound rendition task that retries transient storage errors with backoff, nothing else."""
+    return shared_task(
+        name=name,
+        bind=True,
+        soft_time_limit=soft_time_limit,
+        time_limit=time_limit,
+        autoretry_for=(StorageError,),
+        retry_backoff=True,
+        max_retries=TRANSIENT_RETRIES,
+    )
+
+
 WEBP = "image/webp"
 # The key columns each rendition fills. A video's poster is its thumbnail too, so every ready asset has
 # one and listings or canvas thumbnails read a single column.

@@ -5,26 +5,15 @@ from __future__ import annotations
 import os
 import tempfile
 
-from celery import shared_task
-
 from models import taskqueue
-from models.errors import StorageError
 from workers.context import WorkerContext
 from workers.media.limits import MediaLimits
 from workers.media.sniff import SNIFF_BYTES
 from workers.media.video import make_poster, probe_video
-from workers.renditions import TRANSIENT_RETRIES, Claim, Outcome, process, sniffed_as
+from workers.renditions import Claim, Outcome, process, rendition_task, sniffed_as
 
 
-@shared_task(
-    name=taskqueue.MAKE_VIDEO_RENDITIONS,
-    bind=True,
-    soft_time_limit=240,
-    time_limit=300,
-    autoretry_for=(StorageError,),
-    retry_backoff=True,
-    max_retries=TRANSIENT_RETRIES,
-)
+@rendition_task(taskqueue.MAKE_VIDEO_RENDITIONS, soft_time_limit=240, time_limit=300)
 def make_video_renditions(self, asset_id: str) -> str | None:
     """Measure a video asset, make its poster and mark it ready, or failed with the reason."""
     return process(asset_id, video_outcome, retries=self.request.retries)

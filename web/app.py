@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis
 from flask import Flask
 from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from models import taskqueue
 from models.db import make_engine, make_sessionmaker
@@ -39,15 +40,21 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     configure_logging(settings)
     app = Flask("iskra")
     app.config.update(MAX_FORM_MEMORY_SIZE=64 * 1024, JSON_SORT_KEYS=False)
-    engine = make_engine(settings)
-    app.extensions["iskra"] = services or Services(
-        settings=settings,
-        engine=engine,
-        sessions=make_sessionmaker(engine),
-        celery=taskqueue.make_client(settings),
-        authenticator=Authenticator(settings),
-        redis=redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
-    )
+    if services is None:
+        engine = make_engine(settings)
+        services = Services(
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            celery=taskqueue.make_client(settings),
+            authenticator=Authenticator(settings),
+            redis=redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
+        )
+    app.extensions["iskra"] = services
+    if settings.trusted_proxy_count:
+        # The address our outermost proxy saw becomes request.remote_addr, for rate limits and logs alike;
+        # X-Forwarded-For from anyone else is never read.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)
     CORS(
         app,
         origins=list(settings.cors_allowed_origins),

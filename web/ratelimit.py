@@ -20,25 +20,8 @@ from web.services import services
 
 
 def client_ip() -> str:
-    """The caller's address: the socket's, or the one the outermost trusted proxy saw.
-
-    With TRUSTED_PROXY_COUNT = n the n-th address from the right of X-Forwarded-For is the client
-    (each trusted proxy appends the address it received from); fewer entries than that means the
-    header did not come through our proxies, so the socket address is used (werkzeug ProxyFix rules).
-    """
-    trusted = services().settings.trusted_proxy_count
-    forwarded = [part.strip() for part in ",".join(request.headers.getlist("X-Forwarded-For")).split(",")]
-    if trusted and len(forwarded) >= trusted and _is_address(forwarded[-trusted]):
-        return forwarded[-trusted]
+    """The caller's address: the socket's, or with TRUSTED_PROXY_COUNT the one our proxies saw (ProxyFix)."""
     return request.remote_addr or "unknown"
-
-
-def _is_address(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
 
 
 def ip_subject(address: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.models import SecureType
 
@@ -16,6 +16,17 @@ def _refuse_invalid(_req: Any, _resp: Any, error: Exception | None, _instance: A
     if error is not None:
         errors = getattr(error, "errors", lambda **_: [])(include_url=False, include_context=False)
         raise ValidationFailed("The request does not match the schema.", errors=errors)
+    # spectree validates a body it cannot parse (or one that is not JSON) as `{}`, which an all-optional
+    # schema accepts: `POST /v1/projects` would create a project from a truncated body.
+    if _validated_a_body() and not isinstance(request.get_json(silent=True), dict):
+        raise ValidationFailed("The body must be a JSON object sent as application/json.")
+
+
+def _validated_a_body() -> bool:
+    if getattr(getattr(request, "context", None), "json", None) is None:
+        return False
+    # spectree has already read (and Flask cached) a JSON body; any other body is judged by its length.
+    return bool(request.get_data(cache=True)) if request.is_json else bool(request.content_length)
 
 
 api = SpecTree(

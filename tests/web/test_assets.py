@@ -87,6 +87,14 @@ def test_bad_list_parameters_are_refused_with_400(client, auth_header, query):
     assert response.mimetype == "application/problem+json"
 
 
+def test_blank_list_parameters_count_as_absent(client, auth_header, session):
+    made = make_assets(session, "user_blank_query", 2)
+
+    body = client.get("/v1/assets?type=&limit=&cursor=", headers=auth_header("user_blank_query")).json
+
+    assert [item["id"] for item in body["items"]] == [str(asset.id) for asset in reversed(made)]
+
+
 def test_listing_shows_only_the_callers_assets(client, auth_header, session):
     make_assets(session, "user_other_lister", 3)
 
@@ -180,6 +188,14 @@ def test_an_import_is_accepted_as_a_pending_asset_and_queued(
         ("https://169.254.169.254/latest/meta-data", "blocked-address"),
         ("https://[::1]/a.png", "blocked-address"),
         ("https://user:pw@cdn.example.com/a.png", "invalid-url"),
+        ("https://evil.example@127.0.0.1/a.png", "invalid-url"),
+        ("https://cdn.example.com/a\u0000.png", "invalid-url"),
+        ("https://2130706433/a.png", "blocked-address"),
+        ("https://0x7f.1/a.png", "blocked-address"),
+        ("https://0177.0.0.1/a.png", "blocked-address"),
+        ("https://0/a.png", "blocked-address"),
+        ("https://[::ffff:169.254.169.254]/a.png", "blocked-address"),
+        ("https://[::127.0.0.1]/a.png", "blocked-address"),
     ],
 )
 def test_an_import_of_an_obviously_forbidden_url_is_refused_at_once(client, auth_header, url, code, session):
@@ -192,6 +208,17 @@ def test_an_import_of_an_obviously_forbidden_url_is_refused_at_once(client, auth
     assert response.status_code == 422
     assert (response.json["type"], response.json["code"]) == ("source-url-refused", code)
     assert session.scalars(select(Asset).where(Asset.user_id == "user_bad_url")).all() == []
+
+
+@pytest.mark.parametrize("field", ["prompt", "model", "seed"])
+def test_import_metadata_holding_a_nul_is_refused_and_creates_nothing(client, auth_header, session, field):
+    metadata = {field: "a\u0000b"}
+    body = {"sourceUrl": "https://cdn.example.com/a.png", "assetType": "image", "metadata": metadata}
+
+    response = client.post("/v1/assets/import", json=body, headers=auth_header("user_nul_metadata"))
+
+    assert (response.status_code, response.json["type"]) == (422, "validation-failed")
+    assert session.scalars(select(Asset).where(Asset.user_id == "user_nul_metadata")).all() == []
 
 
 def test_an_import_body_with_unknown_keys_is_refused(client, auth_header):

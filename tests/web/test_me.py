@@ -57,7 +57,13 @@ def test_usage_reports_status_by_percentage_of_quota(client, auth_header, sessio
     headers = auth_header("user_usage")
     client.get("/v1/me", headers=headers)
     quota = 524_288_000
-    expectations = [(0, "ok", 0.0), (int(quota * 0.8), "warning", 80.0), (quota, "exceeded", 100.0)]
+    expectations = [
+        (0, "ok", 0.0),
+        (int(quota * 0.8) - 1, "ok", 80.0),
+        (int(quota * 0.8), "warning", 80.0),
+        (quota - 1, "warning", 100.0),
+        (quota, "exceeded", 100.0),
+    ]
     for used, status, percentage in expectations:
         session.get(User, "user_usage").storage_used_bytes = used
         session.commit()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from threading import Barrier
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from models.tables import Asset, PendingDeletion, Project
 from models.taskqueue import RENDER_PROJECT_THUMBNAIL
@@ -78,6 +78,23 @@ def test_create_trims_a_given_name_and_refuses_a_blank_one(client, owner):
 
     assert named.json["name"] == "Storyboard"
     assert blank.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [('{"name": "Story', "application/json"), ("null", "application/json"), ("[]", "application/json"),
+     ('{"name": "Story"}', "text/plain")],
+    ids=["truncated", "null", "array", "not-json-content-type"],
+)  # fmt: skip
+def test_create_refuses_a_body_that_is_not_a_json_object_and_creates_nothing(
+    client, owner, session, body, content_type
+):
+    headers, user_id, _ = owner
+
+    response = client.post("/v1/projects", headers=headers, data=body, content_type=content_type)
+
+    assert (response.status_code, response.json["type"]) == (422, "validation-failed")
+    assert session.scalar(select(func.count()).where(Project.user_id == user_id)) == 1
 
 
 def test_the_hundred_and_first_project_is_refused_with_409(client, owner, session):
@@ -181,6 +198,15 @@ def test_a_bad_page_size_or_cursor_is_a_400(client, owner, query):
     assert response.mimetype == "application/problem+json"
 
 
+def test_blank_and_unknown_list_parameters_are_ignored(client, owner):
+    headers, _, first_id = owner
+
+    response = client.get("/v1/projects?limit=&cursor=&_=1732000000000", headers=headers)
+
+    assert response.status_code == 200
+    assert [item["id"] for item in response.json["items"]] == [first_id]
+
+
 def test_get_returns_the_canvas_with_an_etag_and_signed_asset_thumbnails(client, owner, session):
     headers, user_id, project_id = owner
     image = add_asset(session, user_id, "image", thumbnail_key=f"renditions/{uuid.uuid4()}/thumbnail.webp")
@@ -200,6 +226,21 @@ def test_get_returns_the_canvas_with_an_etag_and_signed_asset_thumbnails(client,
     assert (body["imageCount"], body["videoCount"], body["revision"]) == (2, 1, 1)
 
 
+def test_a_stored_canvas_naming_someone_elses_asset_never_signs_a_url_for_it(client, owner, session):
+    headers, _, project_id = owner
+    ensure_user(session, "user_victim")
+    theirs = add_asset(
+        session, "user_victim", "image", thumbnail_key=f"renditions/{uuid.uuid4()}/thumbnail.webp"
+    )
+    # As if written before the ownership check existed, or by a bug elsewhere: reading must not leak it.
+    session.get(Project, uuid.UUID(project_id)).canvas_state = canvas(element("a", assetId=theirs))
+    session.commit()
+
+    response = client.get(f"/v1/projects/{project_id}", headers=headers)
+
+    assert (response.status_code, response.json["assetThumbnails"]) == (200, {})
+
+
 def test_someone_elses_project_is_the_same_404_as_a_missing_one(client, owner, auth_header):
     _, _, project_id = owner
     stranger = auth_header("user_stranger")
@@ -210,12 +251,14 @@ def test_someone_elses_project_is_the_same_404_as_a_missing_one(client, owner, a
         client.get(f"/v1/projects/{missing}", headers=stranger),
         client.get("/v1/projects/not-a-uuid", headers=stranger),
         put_state(client, stranger, project_id, canvas()),
+        put_state(client, stranger, project_id, canvas(), **{"If-Match": '"0"'}),
         client.patch(f"/v1/projects/{project_id}", headers=stranger, json={"name": "Mine"}),
         client.delete(f"/v1/projects/{project_id}", headers=stranger),
     ]
 
     assert {r.status_code for r in responses} == {404}
     assert len({json.dumps(r.json, sort_keys=True) for r in responses}) == 1
+    assert client.head(f"/v1/projects/{project_id}", headers=stranger).status_code == 404
 
 
 def test_a_save_bumps_the_revision_recounts_and_returns_the_new_etag(client, owner):

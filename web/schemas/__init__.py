@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -12,6 +13,17 @@ class Body(BaseModel):
     """A JSON body with camelCase keys; unknown keys are refused."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class Query(Body):
+    """Query parameters: unknown ones (cache busters) are ignored, blank ones (`?type=`) count as absent."""
+
+    model_config = ConfigDict(Body.model_config, extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_absent(cls, values: Any) -> Any:
+        return {k: v for k, v in values.items() if v != ""} if isinstance(values, dict) else values
 
 
 def epoch_ms(moment: datetime | None) -> int | None:

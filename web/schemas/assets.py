@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, StrictInt
+from pydantic import Field, StrictInt
 
-from web.schemas import Body
+from web.schemas import Body, Query
 
-Short = Annotated[str, Field(max_length=200)]
+# PostgreSQL's jsonb refuses \u0000, so a NUL is refused here instead of failing the INSERT.
+NO_NUL = r"^[^\x00]*$"
+Short = Annotated[str, Field(max_length=200, pattern=NO_NUL)]
 AssetType = Literal["image", "video"]
 
 
@@ -26,8 +28,8 @@ class GenerationMetadata(Body):
     weather: Short | None = None
     surface_map: Short | None = None
     model: Short | None = None
-    prompt: Annotated[str, Field(max_length=4000)] | None = None
-    seed: StrictInt | Annotated[str, Field(max_length=64)] | None = None
+    prompt: Annotated[str, Field(max_length=4000, pattern=NO_NUL)] | None = None
+    seed: StrictInt | Annotated[str, Field(max_length=64, pattern=NO_NUL)] | None = None
 
 
 class UploadHints(Body):
@@ -44,10 +46,7 @@ class ImportIn(Body):
     metadata: GenerationMetadata | None = None
 
 
-class ListQuery(Body):
-    # Unknown query parameters (cache busters) are ignored rather than refused.
-    model_config = ConfigDict(Body.model_config, extra="ignore")
-
+class ListQuery(Query):
     type: AssetType | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     cursor: Annotated[str, Field(max_length=200)] | None = None

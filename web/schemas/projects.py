@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from web.schemas import Body
+from web.schemas import Body, Query
 
 # Trimmed first, then 1-100 characters with no control characters (PostgreSQL text refuses NUL).
 ProjectName = Annotated[
@@ -23,7 +23,7 @@ class RenameIn(Body):
     name: ProjectName
 
 
-class ListQuery(Body):
+class ListQuery(Query):
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     cursor: Annotated[str, Field(max_length=200)] | None = None
 

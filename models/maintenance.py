@@ -22,6 +22,7 @@ from models.tables import Asset, Project
 from models.taskqueue import LONGEST_TASK_SECONDS
 
 ABANDONED_ERROR = "processing-abandoned"
+UNFINISHED = ("pending", "processing")
 # pg advisory lock ids of the jobs that must not run twice at once (beat started twice, or the CLI).
 SWEEP_LOCK = 7283101
 RECONCILE_LOCK = 7283102
@@ -53,7 +54,7 @@ def requeue_stuck_assets(
     cutoff = datetime.now(UTC) - older_than
     rows = session.execute(
         select(Asset.id, Asset.type, Asset.attempts, Asset.size_bytes, Asset.original_url)
-        .where(Asset.status.in_(("pending", "processing")), Asset.updated_at < cutoff)
+        .where(Asset.status.in_(UNFINISHED), Asset.updated_at < cutoff)
         .order_by(Asset.updated_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -100,8 +101,10 @@ def abandoned_objects(
 ) -> Iterator[str]:
     """Keys under originals/, renditions/ and projects/ older than `grace` that no row owns.
 
-    An original or rendition belongs to its asset while the asset row exists (whatever its columns
-    say); a project thumbnail only while it is the project's current one.
+    A key a row references is owned. Any other original or rendition named after an asset belongs to it
+    only while the asset is unfinished (an attempt may still be about to record it); once the asset is
+    ready or failed, what it does not reference was left by a dead or losing attempt. A project
+    thumbnail is owned only while it is the project's current one.
     """
     cutoff = (now or datetime.now(UTC)) - grace
     for prefix in SWEPT_PREFIXES:
@@ -132,8 +135,11 @@ def _owned_keys(session: Session, keys: list[str]) -> set[str]:
         select(Project.thumbnail_key.label("key")).where(Project.thumbnail_key.in_(keys)),
     )
     owned = set(session.scalars(select(referenced.subquery().c.key)))
-    living = set(session.scalars(select(Asset.id).where(Asset.id.in_(owner_ids)))) if owner_ids else set()
-    owned.update(key for key, owner in ids.items() if owner in living and not key.startswith(PROJECTS_PREFIX))
+    unfinished = select(Asset.id).where(Asset.id.in_(owner_ids), Asset.status.in_(UNFINISHED))
+    working = set(session.scalars(unfinished)) if owner_ids else set()
+    owned.update(
+        key for key, owner in ids.items() if owner in working and not key.startswith(PROJECTS_PREFIX)
+    )
     return owned
 
 

@@ -3,11 +3,13 @@
 The API created the row (`pending`, size 0, `original_url`) and committed before sending this task. As
 with uploads, the object is put before the transaction that reserves the bytes and points the row at it,
 so a crash leaves at most an unowned object (swept later), never a charge for bytes that are not stored.
-A row that is gone, no longer pending or already holds bytes is left alone, so running twice is safe.
+A row that is gone, no longer pending or already holds bytes is left alone, and each attempt stores under
+a key of its own, so running twice, even at once, is safe.
 """
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -55,8 +57,10 @@ class ImportJob:
 
 def _claim(context: WorkerContext, asset_id: str) -> ImportJob | None:
     """Count this attempt on a pending import with no bytes yet; None when there is nothing to import."""
-    # Counting attempts lets maintenance fail an import that kills its worker every time instead of
-    # re-queueing it forever; touching updated_at restarts its stall clock.
+    # Counting attempts ends an import that kills its worker every time instead of running it forever:
+    # here when the broker redelivers it at once (a lost worker's task is handed back), and in maintenance
+    # when it stalls instead. Touching updated_at restarts its stall clock.
+    budget = context.settings.max_processing_attempts + STORAGE_RETRIES
     with context.sessions.begin() as session:
         row = session.execute(
             update(Asset)
@@ -67,9 +71,15 @@ def _claim(context: WorkerContext, asset_id: str) -> ImportJob | None:
                 Asset.original_url.is_not(None),
             )
             .values(attempts=Asset.attempts + 1, updated_at=func.now())
-            .returning(Asset.id, Asset.user_id, Asset.type, Asset.original_url)
+            .returning(Asset.id, Asset.user_id, Asset.type, Asset.original_url, Asset.attempts)
         ).one_or_none()
         if row is None:
+            return None
+        if row.attempts > budget:
+            session.execute(
+                update(Asset).where(Asset.id == row.id).values(status="failed", error="too-many-attempts")
+            )
+            log.warning("import_out_of_attempts", asset_id=asset_id, attempts=row.attempts)
             return None
         plan = get_plan(session, session.scalar(select(User.tier).where(User.user_id == row.user_id)))
         return ImportJob(row.id, row.user_id, row.type, row.original_url, plan.max_upload_bytes)
@@ -152,7 +162,10 @@ def run_import(context: WorkerContext, job: ImportJob) -> bool:
             mime_type = _inspect(spool, size, job, limits)
         except FetchRefused as refused:
             raise ImportFailed(refused.code) from None
-        key = original_key(job.user_id, job.asset_id, extension_for(mime_type))
+        # A key of this attempt's own: a duplicate delivery running at the same time must never overwrite,
+        # nor discard when it loses, the object the winner recorded.
+        version = secrets.token_hex(4)
+        key = original_key(job.user_id, job.asset_id, extension_for(mime_type), version=version)
         try:
             context.storage.put(key, spool, content_type=mime_type)
         except StorageError:

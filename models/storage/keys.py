@@ -14,6 +14,7 @@ PROJECTS_PREFIX = "projects/"
 _KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
 _EXTENSION = re.compile(r"[a-z0-9]{1,10}")
 _RENDITION_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+_VERSION = re.compile(r"[a-z0-9]{1,16}")
 
 
 def validate_key(key: str) -> str:
@@ -38,10 +39,11 @@ def _checked(pattern: re.Pattern[str], value: str, what: str) -> str:
     return value
 
 
-def original_key(user_id: str, asset_id: uuid.UUID | str, ext: str) -> str:
-    """Where an upload's byte-exact original lives: originals/<sha256(user)[:16]>/<asset>.<ext>."""
+def original_key(user_id: str, asset_id: uuid.UUID | str, ext: str, *, version: str = "") -> str:
+    """Where a byte-exact original lives: originals/<sha256(user)[:16]>/<asset>[-<version>].<ext>."""
     extension = _checked(_EXTENSION, ext.lower().lstrip("."), "extension")
-    return f"{ORIGINALS_PREFIX}{user_segment(user_id)}/{_uuid(asset_id)}.{extension}"
+    suffix = f"-{_checked(_VERSION, version, 'version')}" if version else ""
+    return f"{ORIGINALS_PREFIX}{user_segment(user_id)}/{_uuid(asset_id)}{suffix}.{extension}"
 
 
 def rendition_key(asset_id: uuid.UUID | str, name: str) -> str:

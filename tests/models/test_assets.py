@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from models.assets import (
     create_asset,
@@ -90,6 +93,44 @@ def test_reconcile_fixes_drifted_users_and_reports_them(session):
     assert session.get(User, "user_drift").storage_used_bytes == 500
     assert session.get(User, "user_ghost_bytes").storage_used_bytes == 0
     assert reconcile_storage_usage(session) == []
+
+
+LOCK_WAITERS = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+)
+
+
+def _someone_waits_for_a_lock(engine) -> bool:
+    with engine.connect() as observer:
+        for _ in range(100):
+            if observer.scalar(LOCK_WAITERS):
+                return True
+            time.sleep(0.05)
+    return False
+
+
+def test_reconcile_waits_for_an_uncommitted_upload_and_keeps_its_charge(engine):
+    with Session(engine) as setup, setup.begin():
+        ensure_user(setup, "user_reconcile_race").storage_used_bytes = 5  # drifted: charged for nothing
+
+    def reconcile() -> list[tuple[str, int, int]]:
+        with Session(engine) as session, session.begin():
+            return [(d.user_id, d.recorded_bytes, d.actual_bytes) for d in reconcile_storage_usage(session)]
+
+    try:
+        with Session(engine) as upload, ThreadPoolExecutor(max_workers=1) as pool:
+            upload.begin()
+            new_asset(upload, "user_reconcile_race", 100)  # reserved and inserted, not yet committed
+            running = pool.submit(reconcile)
+            assert _someone_waits_for_a_lock(engine)
+            upload.commit()
+            fixed = running.result(timeout=10)
+        assert ("user_reconcile_race", 105, 100) in fixed
+        with Session(engine) as session:
+            assert session.get(User, "user_reconcile_race").storage_used_bytes == 100
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM users WHERE user_id = 'user_reconcile_race'"))
 
 
 def test_purge_deletes_outboxed_objects_then_their_rows_and_is_idempotent(session, settings):

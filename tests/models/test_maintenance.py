@@ -139,6 +139,7 @@ def _put(storage, key: str) -> str:
 
 def test_abandoned_objects_are_those_no_row_owns(session, storage):
     owned = _asset(session, "user_sweep", status="ready", age=timedelta(0))
+    working = _asset(session, "user_sweep", status="processing", age=timedelta(0))
     project = Project(user_id="user_sweep", name="P", canvas_state={"elements": [], "lastModified": 0})
     session.add(project)
     session.flush()
@@ -147,12 +148,13 @@ def test_abandoned_objects_are_those_no_row_owns(session, storage):
     session.flush()
     kept = {
         _put(storage, owned.storage_key),
-        _put(storage, rendition_key(owned.id, "thumbnail-1-abcd")),  # a living asset's, even unreferenced
+        _put(storage, rendition_key(working.id, "thumbnail-1-abcd")),  # an unfinished asset's, unrecorded
         _put(storage, current_thumbnail),
     }
     orphaned = {
         _put(storage, original_key("user_sweep", uuid.uuid4(), "jpg")),  # upload whose row never came
         _put(storage, rendition_key(uuid.uuid4(), "thumbnail")),  # rendition of a deleted asset
+        _put(storage, rendition_key(owned.id, "thumbnail-1-abcd")),  # a finished asset's, unreferenced
         _put(storage, project_thumbnail_key(project.id, 1)),  # superseded project thumbnail
     }
     later = datetime.now(UTC) + timedelta(hours=2)
@@ -161,6 +163,22 @@ def test_abandoned_objects_are_those_no_row_owns(session, storage):
 
     assert found == orphaned
     assert not found & kept
+
+
+@pytest.mark.parametrize("status", ["ready", "failed"])
+def test_a_finished_assets_objects_it_does_not_reference_are_abandoned(session, storage, status):
+    asset = _asset(session, "user_sweep", status=status, age=timedelta(0), thumbnail_key=None)
+    referenced = _put(storage, asset.storage_key)
+    dead_attempts = {
+        _put(storage, rendition_key(asset.id, "thumbnail-2-dead")),
+        _put(storage, original_key("user_sweep", asset.id, "jpg", version="dead")),
+    }
+    later = datetime.now(UTC) + timedelta(hours=2)
+
+    found = set(abandoned_objects(session, storage, timedelta(hours=1), now=later))
+
+    assert found == dead_attempts
+    assert referenced not in found
 
 
 def test_objects_younger_than_the_grace_period_are_kept(session, storage):

@@ -10,15 +10,16 @@ import pytest
 from sqlalchemy import update
 
 from models import taskqueue
-from models.assets import create_import
+from models.assets import create_import, delete_asset
 from models.storage import make_storage
+from models.storage.keys import user_originals_prefix
 from models.tables import Asset, Plan, User
 from models.users import ensure_user
 from tests.queues import take
 from tests.web.uploading import queued, stored_keys
 from tests.workers.remote_files import IMAGE, remote_files
 from workers import context as worker_context
-from workers.imports import import_remote
+from workers.imports import STORAGE_RETRIES, import_remote
 from workers.maintenance import requeue_stuck
 
 
@@ -77,7 +78,8 @@ def test_an_import_stores_the_file_charges_it_and_queues_its_renditions(
     session.expire_all()
     asset = session.get(Asset, uuid.UUID(asset_id))
     assert (asset.status, asset.mime_type, asset.size_bytes) == ("pending", "image/jpeg", len(IMAGE))
-    assert asset.storage_key.endswith(f"{asset_id}.jpg")
+    assert asset.storage_key.startswith(f"{user_originals_prefix('user_import_ok')}{asset_id}-")
+    assert asset.storage_key.endswith(".jpg")
     assert session.get(User, "user_import_ok").storage_used_bytes == len(IMAGE)
     with loopback_allowed.storage.open(asset.storage_key) as stored:
         assert stored.read() == IMAGE
@@ -234,3 +236,82 @@ def test_a_stalled_import_goes_back_to_the_import_task_not_to_renditions(
 
     assert len(take(redis_client, settings, "images", taskqueue.IMPORT_REMOTE_ASSET, asset_id)) == 1
     assert take(redis_client, settings, "images", taskqueue.MAKE_IMAGE_RENDITIONS, asset_id) == []
+
+
+class RacedByAnotherCopy:
+    """The real storage, except that the first put first lets a duplicate delivery run the whole import."""
+
+    def __init__(self, storage, asset_id: str) -> None:
+        self.storage, self.asset_id, self.raced = storage, asset_id, False
+
+    def put(self, key, stream, *, content_type):
+        if not self.raced:
+            self.raced = True
+            import_remote(self.asset_id)
+        return self.storage.put(key, stream, content_type=content_type)
+
+    def __getattr__(self, name):
+        return getattr(self.storage, name)
+
+
+def test_two_copies_of_an_import_at_once_keep_the_winners_original_and_one_object(
+    loopback_allowed, server, session
+):
+    asset_id = pending_import(session, "user_import_race", server.url("/image.jpg"))
+    storage = loopback_allowed.storage
+    loopback_allowed.storage = RacedByAnotherCopy(storage, asset_id)
+
+    import_remote(asset_id)
+
+    status, error, used, keys = outcome(session, asset_id, "user_import_race", storage)
+    assert (status, error, used) == ("pending", None, len(IMAGE))
+    assert keys == [session.get(Asset, uuid.UUID(asset_id)).storage_key]
+    with storage.open(keys[0]) as stored:
+        assert stored.read() == IMAGE
+
+
+class DeletedWhileStoring:
+    """The real storage, except that the user deletes the asset just after the download is stored."""
+
+    def __init__(self, storage, sessions, user_id: str, asset_id: str) -> None:
+        self.storage, self.sessions, self.user_id, self.asset_id = storage, sessions, user_id, asset_id
+
+    def put(self, key, stream, *, content_type):
+        stored = self.storage.put(key, stream, content_type=content_type)
+        with self.sessions.begin() as session:
+            delete_asset(session, self.user_id, self.asset_id)
+        return stored
+
+    def __getattr__(self, name):
+        return getattr(self.storage, name)
+
+
+def test_an_import_deleted_while_downloading_charges_nothing_and_leaves_no_object(
+    loopback_allowed, server, session, sessions
+):
+    asset_id = pending_import(session, "user_import_deleted", server.url("/image.jpg"))
+    storage = loopback_allowed.storage
+    loopback_allowed.storage = DeletedWhileStoring(storage, sessions, "user_import_deleted", asset_id)
+
+    import_remote(asset_id)
+
+    session.expire_all()
+    assert session.get(Asset, uuid.UUID(asset_id)) is None
+    assert session.get(User, "user_import_deleted").storage_used_bytes == 0
+    assert stored_keys(storage, "user_import_deleted") == []
+
+
+def test_an_import_redelivered_after_killing_its_worker_every_time_ends_failed_without_a_download(
+    loopback_allowed, server, session
+):
+    asset_id = pending_import(session, "user_import_crashes", server.url("/image.jpg"))
+    budget = loopback_allowed.settings.max_processing_attempts + STORAGE_RETRIES
+    session.execute(update(Asset).where(Asset.id == uuid.UUID(asset_id)).values(attempts=budget))
+    session.commit()
+    requests_before = len(server.hosts_seen)
+
+    import_remote(asset_id)
+
+    status, error, used, keys = outcome(session, asset_id, "user_import_crashes", loopback_allowed.storage)
+    assert (status, error, used, keys) == ("failed", "too-many-attempts", 0, [])
+    assert len(server.hosts_seen) == requests_before

@@ -11,7 +11,7 @@ from sqlalchemy import select, text, update
 
 from models import taskqueue
 from models.maintenance import RECONCILE_LOCK
-from models.storage.keys import original_key
+from models.storage.keys import original_key, rendition_key
 from models.tables import Asset, User
 from models.users import ensure_user
 from tests.queues import take
@@ -84,6 +84,27 @@ def test_sweep_deletes_objects_no_row_owns_once_past_the_grace_period(maintenanc
     with sessions() as session:
         kept_key = session.scalar(select(Asset.storage_key).where(Asset.id == uuid.UUID(kept)))
     assert storage.head(kept_key) is not None
+
+
+def test_renditions_of_a_crashed_attempt_are_swept_once_the_asset_is_given_up_on(
+    maintenance_context, sessions, settings
+):
+    storage = maintenance_context.storage
+    asset_id = add_asset(sessions, storage, b"image", user_id="user_sweep_task")
+    dead = rendition_key(asset_id, "thumbnail-3-deadbeef")  # stored, then the worker died before the commit
+    storage.put(dead, io.BytesIO(b"half"), content_type="image/webp")
+    _backdate(sessions, asset_id, status="processing", attempts=settings.max_processing_attempts)
+    maintenance_context.settings = maintenance_context.settings.model_copy(
+        update={"abandoned_upload_grace_minutes": 0}
+    )
+
+    assert requeue_stuck() == {"requeued": 0, "failed": 1}
+    sweep_abandoned_uploads()
+
+    assert storage.head(dead) is None
+    with sessions() as session:
+        original = session.scalar(select(Asset.storage_key).where(Asset.id == uuid.UUID(asset_id)))
+    assert storage.head(original) is not None
 
 
 def test_a_second_sweep_while_one_runs_does_nothing(maintenance_context, engine):

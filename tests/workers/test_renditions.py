@@ -13,6 +13,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import update
 
 from models import taskqueue
+from models.assets import delete_asset
 from models.errors import ObjectMissing, StorageError
 from models.storage.keys import rendition_key
 from models.tables import Asset
@@ -126,6 +127,22 @@ def test_an_attempt_that_loses_the_row_to_another_deletes_what_it_stored(worker_
     assert process(pending, other_attempt_finishes_first) is None
 
     assert asset(sessions, pending).thumbnail_key == winner
+    assert rendition_keys(worker_context.storage, pending) == set()
+
+
+def test_an_asset_deleted_mid_task_is_not_resurrected_and_keeps_no_renditions(
+    worker_context, sessions, pending
+):
+    def user_deletes_it_meanwhile(context, claim, limits):
+        with sessions.begin() as session:
+            delete_asset(session, "user_media", pending)
+        return Outcome({"thumbnail": THUMBNAIL, "preview": b"preview"})
+
+    assert process(pending, user_deletes_it_meanwhile) is None
+
+    with sessions() as session:
+        assert session.get(Asset, uuid.UUID(pending)) is None
+    assert storage_used(sessions) == 0
     assert rendition_keys(worker_context.storage, pending) == set()
 
 

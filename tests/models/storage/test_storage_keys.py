@@ -33,6 +33,14 @@ def test_rendition_and_project_thumbnail_keys_are_webp_under_their_own_prefixes(
     assert not keys.rendition_key(ASSET, "poster").startswith(keys.originals_prefixes())
 
 
+def test_a_versioned_original_key_stays_named_after_its_asset_and_refuses_unsafe_versions() -> None:
+    key = keys.original_key("user_1", ASSET, "jpg", version="1a2b3c4d")
+    assert key == f"{keys.user_originals_prefix('user_1')}{ASSET}-1a2b3c4d.jpg"
+    for version in ("../x", "A", "a-b", "x" * 17):
+        with pytest.raises(ValueError, match="invalid version"):
+            keys.original_key("user_1", ASSET, "jpg", version=version)
+
+
 @pytest.mark.parametrize("asset_id", ["../../x", "not-a-uuid", "", "0b7f1f9e/../x"])
 def test_an_asset_id_that_is_not_a_uuid_is_refused(asset_id: str) -> None:
     with pytest.raises(ValueError, match=r"UUID|hexadecimal"):

@@ -47,7 +47,10 @@ def dev_token(settings: Settings, user_id: str, email: str, ttl: int) -> None:
     """Print a development bearer token for USER_ID (AUTH_MODE=dev only)."""
     if settings.auth_mode != "dev":
         raise click.ClickException("dev-token needs AUTH_MODE=dev")
-    click.echo(make_dev_token(settings, user_id, email, ttl))
+    try:
+        click.echo(make_dev_token(settings, user_id, email, ttl))
+    except RuntimeError as refused:
+        raise click.ClickException(str(refused)) from None
 
 
 main.add_command(set_tier)

@@ -23,6 +23,8 @@ BLOCKED_NETWORKS = tuple(
         "224.0.0.0/4",
         "240.0.0.0/4",
         "fd00:ec2::254/128",  # AWS metadata over IPv6
+        "::/8",  # IPv4-compatible ::a.b.c.d and translated ::ffff:0:a.b.c.d (mapped ones are unwrapped first)
+        "fec0::/10",  # deprecated site-local, still routed inside some networks
         "fc00::/7",
         "fe80::/10",
         "ff00::/8",
@@ -32,6 +34,8 @@ BLOCKED_NETWORKS = tuple(
     )
 )
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# C0 controls and DEL: urlsplit silently drops some (tab, CR, LF) and PostgreSQL text refuses NUL.
+CONTROL_CHARACTERS = frozenset(map(chr, [*range(0x20), 0x7F]))
 
 
 class FetchRefused(DomainError):
@@ -61,6 +65,8 @@ class Target:
 
 def parse_target(url: str, *, allow_http: bool) -> Target:
     """The URL's destination if its shape and scheme are acceptable; FetchRefused otherwise."""
+    if not CONTROL_CHARACTERS.isdisjoint(url.strip()):
+        raise FetchRefused("invalid-url", "The source URL contains control characters.")
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -85,10 +91,17 @@ def address_allowed(address: IPAddress, *, allow_loopback: bool = False) -> bool
 
 
 def literal_address(host: str) -> IPAddress | None:
+    """The address `host` names by itself, in any form the resolver reads as one (`2130706433`, `0x7f.1`)."""
     try:
         return ipaddress.ip_address(host)
     except ValueError:
+        pass
+    try:
+        # The resolver's own numeric parser, without DNS: it decides what the worker would connect to.
+        infos = socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST)
+    except (socket.gaierror, UnicodeError, ValueError):
         return None
+    return ipaddress.ip_address(str(infos[0][4][0]).split("%", 1)[0])
 
 
 def check_literal_host(target: Target, *, allow_loopback: bool) -> None:

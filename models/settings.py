@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
@@ -13,6 +14,8 @@ CommaList = Annotated[tuple[str, ...], NoDecode]
 
 # Placeholder secrets for development; production refuses to start with them.
 DEV_PLACEHOLDER = "development-only-insecure-secret-change-me"
+# scheme://host[:port], exactly as a browser sends `Origin`.
+ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -95,6 +98,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _exact_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        # flask-cors reads an entry holding `*`, `?`, `(`… as a regex matched at its start only, so
+        # `https://*.iskra.app` would admit `https://x.iskra.app.evil.example`: only exact origins are taken.
+        for origin in origins:
+            if not ORIGIN.fullmatch(origin):
+                raise ValueError(f"CORS_ALLOWED_ORIGINS: {origin!r} is not an origin (scheme://host[:port])")
+        return origins
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -35,11 +38,28 @@ EXPOSED_HEADERS = [
 ]
 
 
+class BoundedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, except that a body nested too deeply to parse is malformed JSON rather than a crash."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            # Flask and spectree treat ValueError as a body that is not JSON (400 or a validation failure).
+            raise ValueError("the JSON body is nested too deeply") from None
+
+
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
     """Build the API for `settings`; nothing connects until a request needs it."""
     configure_logging(settings)
     app = Flask("iskra")
-    app.config.update(MAX_FORM_MEMORY_SIZE=64 * 1024, JSON_SORT_KEYS=False)
+    # No body but an upload (which sets its own per-request limit) may outgrow the largest canvas state.
+    app.config.update(
+        MAX_FORM_MEMORY_SIZE=64 * 1024,
+        MAX_CONTENT_LENGTH=settings.max_project_state_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    app.json = BoundedJSONProvider(app)
     if services is None:
         engine = make_engine(settings)
         services = Services(

@@ -9,11 +9,13 @@ import jwt
 from flask import g, request
 
 from models.errors import Unauthorized
-from models.settings import Settings
+from models.settings import DEV_PLACEHOLDER, Settings
 from web.jwks import JwksCache, JwksUnavailable
 
 DEV_ISSUER = "iskra-dev"
 REQUIRED_CLAIMS = ["sub", "iss", "exp", "iat"]
+# users.email is varchar(320); RFC 5321 allows 254, so a longer claim is not an address worth keeping.
+MAX_EMAIL_LENGTH = 320
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class Authenticator:
 
     def _key(self, header: dict[str, object]) -> object:
         if self.jwks is None:
-            return self.settings.dev_jwt_secret.get_secret_value()
+            return _dev_secret(self.settings)
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise Unauthorized("The token names no signing key.")
@@ -83,10 +85,20 @@ class Authenticator:
         if allowed and claims.get("azp") not in allowed:
             raise Unauthorized("The token's authorized party is not allowed.")
         subject = claims["sub"]
-        if not isinstance(subject, str) or not subject or len(subject) > 128:
+        if not isinstance(subject, str) or not subject or len(subject) > 128 or not subject.isprintable():
             raise Unauthorized("The token's subject is not a user id.")
         email = claims.get("email")
-        return Identity(user_id=subject, email=email if isinstance(email, str) else "")
+        # Kept only if the users table can hold it: no NUL, control characters or lone surrogates.
+        usable = isinstance(email, str) and len(email) <= MAX_EMAIL_LENGTH and email.isprintable()
+        return Identity(user_id=subject, email=email if usable else "")
+
+
+def _dev_secret(settings: Settings) -> str:
+    # The placeholder is public (it is in the source): tokens signed with it would let anyone in.
+    secret = settings.dev_jwt_secret.get_secret_value()
+    if secret == DEV_PLACEHOLDER:
+        raise Unauthorized("Development tokens need DEV_JWT_SECRET to be set.")
+    return secret
 
 
 def make_dev_token(settings: Settings, user_id: str, email: str = "", ttl_seconds: int = 86_400) -> str:
@@ -99,7 +111,10 @@ def make_dev_token(settings: Settings, user_id: str, email: str = "", ttl_second
         claims["aud"] = settings.jwt_audience
     if email:
         claims["email"] = email
-    return jwt.encode(claims, settings.dev_jwt_secret.get_secret_value(), algorithm="HS256")
+    secret = settings.dev_jwt_secret.get_secret_value()
+    if secret == DEV_PLACEHOLDER:
+        raise RuntimeError("development tokens need DEV_JWT_SECRET to be set")
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def bearer_token() -> str | None:

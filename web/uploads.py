@@ -139,11 +139,12 @@ def parse_fields(form: MultiDict) -> dict[str, Any]:
         UploadHints.model_validate({key: form[key] for key in ("width", "height", "duration") if key in form})
         raw = json.loads(form["metadata"]) if form.get("metadata") else {}
         metadata = GenerationMetadata.model_validate(raw)
-    except json.JSONDecodeError:
-        raise ValidationFailed("`metadata` must be a JSON object.") from None
     except ValidationError as error:
         errors = error.errors(include_url=False, include_context=False)
         raise ValidationFailed("The upload's fields do not match the schema.", errors=errors) from None
+    # Not JSON, an integer of more digits than Python converts, or nesting deeper than it parses.
+    except (ValueError, RecursionError):
+        raise ValidationFailed("`metadata` must be a JSON object.") from None
     unknown = set(form) - {"width", "height", "duration", "metadata"}
     if unknown:
         raise ValidationFailed(f"Unknown form fields: {', '.join(sorted(unknown))}.")

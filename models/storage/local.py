@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISREG
 from typing import BinaryIO
 
 from models.errors import ObjectMissing, StorageError
@@ -82,11 +83,15 @@ class LocalStorage:
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
-            stat = self.path(key).stat()
-        except FileNotFoundError:
+            stat = self.path(key).lstat()
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as error:
             raise StorageError(f"local head failed: {error}") from error
+        if not S_ISREG(stat.st_mode):
+            # Only regular files are objects: a directory (another key's prefix) or a symlink planted
+            # under the root is never listed or served, so no key reaches a file outside the root.
+            return None
         meta = self._read_meta(key)
         return ObjectInfo(
             key=key,

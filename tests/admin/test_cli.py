@@ -63,6 +63,16 @@ def test_the_environment_wins_over_the_local_stacks_file(app, settings, tmp_path
     assert me(app, token).status_code == 401
 
 
+def test_dev_token_refuses_when_no_secret_is_configured(settings, tmp_path):
+    env = {**settings_env(settings), "ISKRA_DATA_DIR": str(tmp_path), "DEV_JWT_SECRET": None}
+
+    result = CliRunner().invoke(main, ["dev-token", "user_x"], env=env)
+
+    assert result.exit_code == 1
+    assert "DEV_JWT_SECRET" in result.output and "Traceback" not in result.output
+    assert result.stdout == ""
+
+
 def test_dev_token_refuses_in_clerk_mode(settings):
     env = {**settings_env(settings), "AUTH_MODE": "clerk", "CLERK_JWT_ISSUER_DOMAIN": "https://clerk.example"}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 import pytest
 
@@ -31,6 +32,10 @@ from models.netguard import FetchRefused, address_allowed, check_literal_host, p
         "::ffff:10.0.0.1",
         "64:ff9b::a00:1",
         "2002:7f00:1::",
+        "::127.0.0.1",
+        "::10.0.0.1",
+        "::ffff:0:127.0.0.1",
+        "fec0::1",
     ],
 )
 def test_private_reserved_and_metadata_addresses_are_refused(address):
@@ -59,6 +64,10 @@ def test_loopback_is_allowed_only_when_the_test_setting_says_so():
         ("https:///a.png", False, "invalid-url"),
         ("https://user@example.com/a.png", False, "invalid-url"),
         ("https://example.com:99999/a.png", False, "invalid-url"),
+        ("https://example.com/a\x00.png", False, "invalid-url"),
+        ("https://example.com/a\x7f.png", False, "invalid-url"),
+        ("https://exam\tple.com/a.png", False, "invalid-url"),
+        ("https://example.com/a.png\r\nX-Injected: 1", False, "invalid-url"),
     ],
 )
 def test_malformed_urls_and_disallowed_schemes_are_refused(url, allow_http, code):
@@ -86,6 +95,35 @@ def test_a_literal_metadata_address_is_refused_without_resolving():
         check_literal_host(parse_target("https://169.254.169.254/", allow_http=False), allow_loopback=True)
 
     assert refused.value.code == "blocked-address"
+
+
+@pytest.mark.parametrize(
+    "host", ["2130706433", "0x7f000001", "0x7f.1", "017700000001", "127.1", "0", "0251.0376.0251.0376"]
+)
+def test_ipv4_literals_in_the_resolvers_legacy_forms_are_judged_without_resolving(host, monkeypatch):
+    monkeypatch.setattr("models.netguard.socket.getaddrinfo", _numeric_only(socket.getaddrinfo))
+
+    with pytest.raises(FetchRefused) as refused:
+        check_literal_host(parse_target(f"https://{host}/a.png", allow_http=False), allow_loopback=False)
+
+    assert refused.value.code == "blocked-address"
+
+
+def test_a_public_ipv4_literal_in_a_legacy_form_passes_and_names_stay_unresolved(monkeypatch):
+    monkeypatch.setattr("models.netguard.socket.getaddrinfo", _numeric_only(socket.getaddrinfo))
+
+    check_literal_host(parse_target("https://134744072/a.png", allow_http=False), allow_loopback=False)
+    check_literal_host(parse_target("https://cdn.example.com/a.png", allow_http=False), allow_loopback=False)
+
+
+def _numeric_only(real):
+    """getaddrinfo that fails the test if asked to look a name up in DNS."""
+
+    def numeric(host, port, *args, flags=0, **kwargs):
+        assert flags & socket.AI_NUMERICHOST, f"{host!r} was resolved through DNS"
+        return real(host, port, *args, flags=flags, **kwargs)
+
+    return numeric
 
 
 def test_a_name_resolving_to_loopback_is_refused_unless_allowed():

@@ -55,6 +55,24 @@ def test_comma_separated_lists_are_read_from_the_environment(monkeypatch):
     assert settings.cors_allowed_origins == ("https://app.iskra.example",)
 
 
+@pytest.mark.parametrize(
+    "origin", ["https://*.iskra.example", "*", "https://app.iskra.example/", "null", "app.iskra.example"]
+)
+def test_cors_origins_must_be_exact_origins_not_patterns(monkeypatch, origin):
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", f"http://localhost:3000,{origin}")
+
+    with pytest.raises(ValidationError, match="CORS_ALLOWED_ORIGINS"):
+        Settings(_env_file=None)
+
+
+def test_cors_origins_may_name_ports_and_ipv6_hosts(monkeypatch):
+    monkeypatch.setenv(
+        "CORS_ALLOWED_ORIGINS", "http://localhost:3000,https://App.Iskra.example,http://[::1]:3000"
+    )
+
+    assert len(Settings(_env_file=None).cors_allowed_origins) == 3
+
+
 def test_empty_authorized_parties_and_audience_mean_not_checked(monkeypatch):
     monkeypatch.setenv("JWT_AUTHORIZED_PARTIES", "")
     monkeypatch.setenv("JWT_AUDIENCE", "")

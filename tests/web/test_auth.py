@@ -8,6 +8,7 @@ import hmac
 import json
 import random
 import time
+import uuid
 from typing import Any
 
 import jwt
@@ -15,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 
+from models.settings import DEV_PLACEHOLDER
 from tests.conftest import build_services
 from tests.jwks_server import rsa_key
 from web.app import create_app
@@ -262,3 +264,75 @@ def test_a_dev_token_round_trips_its_claims(settings):
         "c@example.com",
         120,
     )
+
+
+def test_dev_mode_without_a_configured_secret_refuses_tokens_signed_with_the_public_placeholder(
+    settings, engine, sessions
+):
+    unset = settings.model_copy(update={"dev_jwt_secret": SecretStr(DEV_PLACEHOLDER)})
+    client = client_of(create_app(unset, build_services(unset, engine, sessions)))
+    forged = jwt.encode(
+        claims("iskra-dev", sub="user_anyone", email=None), DEV_PLACEHOLDER, algorithm="HS256"
+    )
+
+    response = client.get("/v1/me", headers=bearer(forged))
+
+    assert_unauthorized(response)
+    assert "DEV_JWT_SECRET" in response.json["detail"]
+    with pytest.raises(RuntimeError, match="DEV_JWT_SECRET"):
+        make_dev_token(unset, "user_anyone")
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["user_\x00x", "user_\nx", "user_\u202ex", "user_\ud800"],
+    ids=["nul", "newline", "bidi", "surrogate"],
+)
+def test_a_subject_with_control_characters_is_refused(dev_client, settings, subject):
+    token = jwt.encode(
+        claims("iskra-dev", sub=subject), settings.dev_jwt_secret.get_secret_value(), algorithm="HS256"
+    )
+
+    assert_unauthorized(dev_client.get("/v1/me", headers=bearer(token)))
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["a\x00@example.com", "a\ud800@example.com", "a" * 400 + "@example.com"],
+    ids=["nul", "surrogate", "too-long"],
+)
+def test_an_email_claim_that_cannot_be_stored_is_dropped_not_a_crash(dev_client, settings, email):
+    token = jwt.encode(
+        claims("iskra-dev", sub="user_odd_email", email=email),
+        settings.dev_jwt_secret.get_secret_value(),
+        algorithm="HS256",
+    )
+
+    response = dev_client.get("/v1/me", headers=bearer(token))
+
+    assert (response.status_code, response.json["email"]) == (200, "")
+
+
+def v1_routes(app) -> list[tuple[str, str]]:
+    """Every (method, concrete path) the app serves under /v1, path parameters filled with a fresh id."""
+    routes = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/v1"):
+            continue
+        path = rule.build({name: str(uuid.uuid4()) for name in rule.arguments}, append_unknown=False)[1]
+        routes += [(method, path) for method in sorted(rule.methods - {"OPTIONS"})]
+    return routes
+
+
+@pytest.mark.parametrize("token", [None, "not-a-jwt"], ids=["no-token", "bad-token"])
+def test_every_v1_route_and_method_refuses_a_request_without_a_verified_token(app, token):
+    headers = bearer(token) if token else {}
+    routes = v1_routes(app)
+
+    # A client (so an address) per request: the per-address limit on refusals must not answer first.
+    refused = {
+        (method, path): client_of(app).open(path, method=method, headers=headers) for method, path in routes
+    }
+
+    assert len(routes) >= 13, routes
+    assert {key: r.status_code for key, r in refused.items()} == dict.fromkeys(refused, 401)

@@ -82,3 +82,21 @@ def test_origins_come_from_the_setting(settings, engine, sessions):
         "https://canvas.example"
     )
     assert "Access-Control-Allow-Origin" not in preflight(client, ALLOWED).headers
+
+
+@pytest.mark.parametrize(
+    "origin", ["http://localhost:3000.evil.example", "http://localhost:30000", "https://localhost:3000"]
+)
+def test_an_origin_that_merely_resembles_an_allowed_one_gets_nothing(client, auth_header, origin):
+    actual = client.get("/v1/me", headers={"Origin": origin, **auth_header()})
+
+    assert "Access-Control-Allow-Origin" not in actual.headers
+    assert "Access-Control-Allow-Origin" not in preflight(client, origin).headers
+
+
+def test_credentials_are_never_allowed_cross_origin(client, auth_header):
+    # Identity is a bearer token the frontend attaches itself; no cookie ever needs to cross origins.
+    actual = client.get("/v1/me", headers={"Origin": ALLOWED, **auth_header()})
+
+    assert "Access-Control-Allow-Credentials" not in actual.headers
+    assert "Access-Control-Allow-Credentials" not in preflight(client, ALLOWED).headers

@@ -150,3 +150,56 @@ def test_a_body_that_matches_its_schema_reaches_the_view(error_client):
     response = error_client.post("/test/greeting", json={"displayName": "Ada"})
 
     assert (response.status_code, response.json) == (200, {"hello": "Ada"})
+
+
+JSON_ENDPOINTS = [
+    ("post", "/v1/projects"),
+    ("patch", "/v1/projects/{project}"),
+    ("put", "/v1/projects/{project}/state"),
+    ("post", "/v1/assets/import"),
+    ("post", "/v1/me/generations/reserve"),
+    ("post", "/v1/me/generations/refund"),
+]
+ENDPOINT_IDS = [f"{method} {path}" for method, path in JSON_ENDPOINTS]
+
+
+def send_json_body(client, headers, method: str, path: str, body: bytes):
+    """Send `body` as application/json to one of JSON_ENDPOINTS, on a project of the caller's own."""
+    project = client.post("/v1/projects", headers=headers, json={"name": "Target"}).json["id"]
+    call = getattr(client, method)
+    return call(path.format(project=project), headers=headers, data=body, content_type="application/json")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"name": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_001],
+    ids=["arrays", "objects"],
+)
+@pytest.mark.parametrize(("method", "path"), JSON_ENDPOINTS, ids=ENDPOINT_IDS)
+def test_json_nested_too_deeply_is_a_client_problem_on_every_json_endpoint(
+    client, auth_header, method, path, body
+):
+    response = send_json_body(client, auth_header(), method, path, body)
+
+    assert response.status_code in (400, 422), response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert response.json["type"] in ("bad-request", "validation-failed")
+
+
+@pytest.mark.parametrize(("method", "path"), JSON_ENDPOINTS, ids=ENDPOINT_IDS)
+def test_a_json_body_over_the_cap_is_refused_with_413_on_every_json_endpoint(
+    client, auth_header, settings, method, path
+):
+    body = b'{"name": "' + b"x" * settings.max_project_state_bytes + b'"}'
+
+    assert_problem(send_json_body(client, auth_header(), method, path, body), 413, "payload-too-large")
+
+
+@pytest.mark.parametrize(("method", "path"), JSON_ENDPOINTS, ids=ENDPOINT_IDS)
+def test_a_body_that_is_not_utf8_is_a_client_problem_on_every_json_endpoint(
+    client, auth_header, method, path
+):
+    response = send_json_body(client, auth_header(), method, path, b'{"name": "\xff\xfe", "type": "\xc3"}')
+
+    assert response.status_code in (400, 422), response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import io
 import time
+import uuid
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from itsdangerous import URLSafeSerializer
 
 from models.storage.s3 import S3Storage
 from web.services import services
@@ -114,3 +116,74 @@ def test_the_route_serves_nothing_when_storage_is_s3(app: Flask, client: FlaskCl
     iskra = app.extensions["iskra"]
     app.extensions["iskra"] = dataclasses.replace(iskra, storage_override=S3Storage(None, "bucket"))
     assert _get(client, url).status_code == 404
+
+
+def test_a_symlink_planted_under_the_media_root_is_not_followed(
+    app: Flask, client: FlaskClient, tmp_path
+) -> None:
+    outside = tmp_path / "outside-the-root.txt"
+    outside.write_bytes(b"private bytes outside the media root")
+    key = f"renditions/{uuid.uuid4()}/thumbnail.webp"
+    with app.app_context():
+        storage = services().storage
+        storage.path(key).parent.mkdir(parents=True)
+        storage.path(key).symlink_to(outside)
+        link = storage.url(key, expires_in=300)
+    try:
+        response = _get(client, link)
+    finally:
+        storage.path(key).unlink()
+
+    assert response.status_code == 404
+    assert b"private bytes" not in response.get_data()
+
+
+def test_a_link_naming_a_directory_is_404_not_a_crash(app: Flask, client: FlaskClient, url: str) -> None:
+    with app.app_context():
+        directory = services().storage.url(KEY.rsplit("/", 1)[0], expires_in=300)
+
+    response = _get(client, directory)
+
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../../../../etc/passwd",
+        "/etc/passwd",
+        "renditions/../../x",
+        ".meta/x.json",
+        "a/./b",
+        "a\x00b",
+        "a\\b",
+    ],
+)
+def test_a_validly_signed_link_to_an_unsafe_key_is_refused(settings, client: FlaskClient, key: str) -> None:
+    # As if the signing secret leaked: the key itself must still stay inside the media root.
+    serializer = URLSafeSerializer(
+        settings.signing_secret.get_secret_value(), salt="iskra.storage.local-download"
+    )
+    token = serializer.dumps({"k": key, "e": int(time.time()) + 300})
+
+    response = _get(client, f"/files/{token}")
+
+    assert response.status_code == 403
+    assert response.get_json()["type"] == "invalid-download-link"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/files/..%2F..%2Fetc%2Fpasswd",
+        "/files/%2e%2e/%2e%2e/etc/passwd",
+        "/files/%00",
+        "/files/" + "A" * 5000,
+    ],
+)
+def test_traversal_shaped_download_paths_are_refused_as_problems(client: FlaskClient, path: str) -> None:
+    response = _get(client, path)
+
+    assert response.status_code in (403, 404)
+    assert response.mimetype == "application/problem+json"

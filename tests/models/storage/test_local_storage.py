@@ -78,3 +78,16 @@ def test_a_failed_put_leaves_no_temp_file(local: LocalStorage) -> None:
     with pytest.raises(StorageError):
         local.put("a/b", Broken(), content_type="text/plain")
     assert [p for p in local.root.rglob("*") if p.is_file()] == []
+
+
+def test_only_regular_files_are_objects_not_symlinks_or_directories(
+    local: LocalStorage, tmp_path: Path
+) -> None:
+    local.put("a/b.webp", io.BytesIO(b"x"), content_type="image/webp")
+    (tmp_path / "secret").write_bytes(b"outside")
+    local.path("a/link.webp").symlink_to(tmp_path / "secret")
+
+    assert local.head("a/link.webp") is None
+    assert local.head("a") is None
+    assert local.head("a/b.webp/c") is None
+    assert [info.key for info in local.iter_objects("a/")] == ["a/b.webp"]

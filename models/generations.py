@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -89,7 +90,7 @@ def reserve(
     ).one_or_none()
     if row is None:
         current = usage_of(session, user_id, type_, now)
-        raise GenerationQuotaExceeded(
+        refused = GenerationQuotaExceeded(
             f"Reserving {count} {type_} generation(s) would exceed the monthly limit of {current.limit}.",
             generationType=type_,
             requested=count,
@@ -98,6 +99,9 @@ def reserve(
             remaining=current.remaining,
             resetsAt=int(current.cycle_end.timestamp() * 1000),
         )
+        # The quota comes back when the cycle rolls over: that is when a retry can succeed.
+        refused.headers["Retry-After"] = str(max(1, math.ceil((current.cycle_end - now).total_seconds())))
+        raise refused
     _expire(session, user_id)
     return Generations(type_, *row)
 

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from flask import Blueprint, g, request
 
-from models.errors import Unauthorized
+from models.errors import DomainError, Unauthorized
 from web.auth import bearer_token
 from web.ratelimit import enforce_ip
 from web.services import services
 from web.views import assets, generations, me, projects
+
+# RFC 6750: a 401 names the scheme, and says when the token itself was the problem.
+CHALLENGE = 'Bearer realm="iskra"'
+CHALLENGE_INVALID = 'Bearer realm="iskra", error="invalid_token"'
+
+
+def _refuse(refused: Unauthorized, challenge: str) -> DomainError:
+    refused.headers["WWW-Authenticate"] = challenge
+    return enforce_ip(refused)
 
 
 def _authenticate() -> None:
@@ -17,12 +26,12 @@ def _authenticate() -> None:
         return
     token = bearer_token()
     if token is None:
-        raise enforce_ip(Unauthorized("Send `Authorization: Bearer <token>`."))
+        raise _refuse(Unauthorized("Send `Authorization: Bearer <token>`."), CHALLENGE)
     try:
         g.identity = services().authenticator.verify(token)
     except Unauthorized as refused:
         # Failed tokens count against the address too, so guessing tokens is throttled.
-        raise enforce_ip(refused) from None
+        raise _refuse(refused, CHALLENGE_INVALID) from None
 
 
 def make_v1() -> Blueprint:

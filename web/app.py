@@ -35,6 +35,7 @@ EXPOSED_HEADERS = [
     "X-RateLimit-Period",
     "RateLimit-Policy",
     "RateLimit",
+    "WWW-Authenticate",
 ]
 
 

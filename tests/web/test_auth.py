@@ -174,10 +174,14 @@ def test_a_bad_clerk_token_is_refused_as_unauthorized(clerk_client, jwks_server,
     response = clerk_client.get("/v1/me", headers=bearer(make_token(jwks_server)))
 
     assert_unauthorized(response)
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="iskra", error="invalid_token"'
 
 
 def test_a_request_without_an_authorization_header_is_unauthorized(clerk_client):
-    assert_unauthorized(clerk_client.get("/v1/me"))
+    response = clerk_client.get("/v1/me")
+
+    assert_unauthorized(response)
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="iskra"'
 
 
 def test_basic_credentials_are_not_a_bearer_token(clerk_client):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from threading import Barrier
@@ -53,6 +54,8 @@ def test_a_reservation_over_the_monthly_quota_is_429_and_takes_nothing(client, a
     assert refused.json["type"] == "generation-quota-exceeded"
     assert (refused.json["used"], refused.json["limit"], refused.json["remaining"]) == (10, 12, 2)
     assert session.get(User, "user_quota").images_used_in_period == 10
+    until_reset = refused.json["resetsAt"] / 1000 - time.time()
+    assert abs(int(refused.headers["Retry-After"]) - until_reset) < 5
 
 
 def test_a_refund_never_goes_below_zero(client, auth_header):

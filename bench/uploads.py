@@ -20,9 +20,7 @@ import argparse
 import io
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +30,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import boto3
 import psycopg
 import redis
 import requests
@@ -43,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from models import migrate  # noqa: E402
 from models.settings import Settings  # noqa: E402
+from models.storage.s3 import S3Storage  # noqa: E402
 from web.auth import make_dev_token  # noqa: E402
 
 SERVER_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -53,7 +51,6 @@ MIB = 1024 * 1024
 SIZES = {"1 MiB": MIB, "25 MiB": 25 * MIB}  # 25 MiB: the largest file the free plan accepts
 BOUNDARY = "iskrabenchboundary"
 CONTENDERS = {"streamed": "/v1/assets", "buffered": "/bench/buffered"}
-S3_KEYS = {"aws_access_key_id": "bench-access", "aws_secret_access_key": "bench-secret-key"}
 
 
 # -- the API process -------------------------------------------------------------------------------------
@@ -68,19 +65,23 @@ def _memory() -> dict[str, int]:
 def _bench_routes(app) -> None:
     from flask import request
 
+    from models.plans import get_plan
     from models.users import ensure_user
     from web.auth import bearer_token
     from web.db import db
     from web.services import services
-    from web.uploads import FIELD_BYTES, ReceivedUpload, inspect_upload, store_upload
+    from web.uploads import FIELD_BYTES, FORM_OVERHEAD_BYTES, ReceivedUpload, inspect_upload, store_upload
     from workers.media.limits import media_limits
 
     @app.post("/bench/buffered")
     def buffered_upload():
         identity = services().authenticator.verify(bearer_token() or "")
         with db().begin():
-            ensure_user(db(), identity.user_id, identity.email)
+            user = ensure_user(db(), identity.user_id, identity.email)
+            max_file_bytes = get_plan(db(), user.tier).max_upload_bytes
         request.max_form_memory_size = FIELD_BYTES
+        # The same body cap as the streamed route (the app's default is sized for JSON bodies).
+        request.max_content_length = max_file_bytes + FORM_OVERHEAD_BYTES
         data = request.files["file"].read()  # the whole file in memory
         upload = ReceivedUpload(file=io.BytesIO(data), size=len(data), form=request.form)
         sniffed = inspect_upload(upload, media_limits(services().settings))
@@ -245,54 +246,17 @@ def temporary_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @contextmanager
 def seaweedfs(root: Path) -> Iterator[dict]:
-    """`weed mini` on free localhost ports with one bucket; the S3 settings to use it."""
-    from tests.s3server import weed_command
+    """The test suite's `weed mini` with one bucket of this run; the S3 settings to use it."""
+    from tests.s3server import running_weed
 
-    base = next(
-        base
-        for base in (random.randint(20000, 55531) for _ in range(200))
-        if all(_port_free(base + offset + grpc) for offset in range(5) for grpc in (0, 10000))
-    )
-    config = root / "s3.json"
-    identity = {"name": "bench", "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
-    identity["credentials"] = [{"accessKey": S3_KEYS["aws_access_key_id"],
-                                "secretKey": S3_KEYS["aws_secret_access_key"]}]  # fmt: skip
-    config.write_text(json.dumps({"identities": [identity]}))
-    (root / "weed").mkdir()
-    with (root / "weed.log").open("ab") as log:
-        process = subprocess.Popen(
-            weed_command(root / "weed", config, base), stdout=log, stderr=log, cwd=root
-        )
-    s3 = {"storage_backend": "s3", "s3_endpoint_url": f"http://127.0.0.1:{base + 3}",
-          "s3_bucket": f"iskra-bench-{RUN}", "s3_region": "us-east-1", **S3_KEYS}  # fmt: skip
-    client = boto3.client("s3", endpoint_url=s3["s3_endpoint_url"], region_name="us-east-1",
-                          aws_access_key_id=S3_KEYS["aws_access_key_id"],
-                          aws_secret_access_key=S3_KEYS["aws_secret_access_key"])  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client.create_bucket(Bucket=s3["s3_bucket"])
-                break
-            except Exception:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.3)
+    with running_weed(root) as server:
+        s3 = {"storage_backend": "s3", "s3_endpoint_url": server.endpoint_url,
+              "s3_bucket": f"iskra-bench-{RUN}", "s3_region": server.region,
+              "aws_access_key_id": server.access_key, "aws_secret_access_key": server.secret_key}  # fmt: skip
+        S3Storage.from_settings(Settings(_env_file=None, **s3)).ensure_bucket()
         yield s3
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=40)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,10 +104,9 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """One `weed mini` per session, on free localhost ports, data in a temp dir, stopped with SIGTERM."""
-    root = tmp_path_factory.mktemp("seaweedfs")
+@contextmanager
+def running_weed(root: Path) -> Iterator[S3Server]:
+    """`weed mini` on free localhost ports, data under `root`, until the block ends (then SIGTERM)."""
     config = root / "s3.json"
     identity = {"name": "iskra", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]}
     identity["actions"] = ["Admin", "Read", "Write", "List", "Tagging"]
@@ -135,6 +135,13 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
             _stop(process)
             Path(tempfile.gettempdir(), f"seaweedfs-s3-{base + 3}.sock").unlink(missing_ok=True)
         return
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One S3-compatible server for the whole session."""
+    with running_weed(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

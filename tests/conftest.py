@@ -144,7 +144,7 @@ def jwks_server() -> Iterator[JwksServer]:
     server.stop()
 
 
-pytest_plugins = ["tests.s3server"]
+pytest_plugins = ["tests.s3server", "tests.redis_server"]
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,13 @@ class PrivateRedis:
             return bool(redis.Redis(port=self.port, socket_connect_timeout=1).ping())
         except redis.ConnectionError:
             return False
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A started PrivateRedis, stopped after the test."""
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+    server.client.close()

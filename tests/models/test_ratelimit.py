@@ -14,7 +14,7 @@ from models import ratelimit
 from models.errors import RateLimiterUnavailable
 from models.ratelimit import FAIL_OPEN, RateLimiter
 from models.ratelimit_classes import Window, depends_on_plan, windows_for
-from tests.redis_server import PrivateRedis, free_port
+from tests.redis_server import free_port
 
 T0 = 1_900_000_000_000_000  # a fixed moment in microseconds, so windows slide under the test's control
 SECOND = 1_000_000
@@ -28,14 +28,6 @@ def limiter(settings, redis_client):
 @pytest.fixture
 def subject():
     return f"user:{uuid.uuid4().hex}"
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 class Recorder:

@@ -13,7 +13,7 @@ from models.generations import set_tier
 from models.plans import MIB
 from models.ratelimit import FAIL_OPEN
 from tests.conftest import build_services
-from tests.redis_server import PrivateRedis, free_port
+from tests.redis_server import free_port
 from tests.web.uploading import upload
 from tests.workers.media.hostile_media import good_jpeg
 from web.api import _authenticate
@@ -213,14 +213,6 @@ def test_with_redis_unreachable_fail_closed_answers_503(settings, engine, sessio
         assert refused.status_code == 503
         assert refused.mimetype == "application/problem+json"
         assert refused.json["type"] == "rate-limiter-unavailable"
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize(("fail_open", "status", "counted"), [(True, 201, 1), (False, 503, 0)])

@@ -68,7 +68,10 @@ class Authenticator:
 
     def _key(self, header: dict[str, object]) -> object:
         if self.jwks is None:
-            return _dev_secret(self.settings)
+            secret = dev_secret(self.settings)
+            if secret is None:
+                raise Unauthorized("Development tokens need DEV_JWT_SECRET to be set.")
+            return secret
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise Unauthorized("The token names no signing key.")
@@ -93,27 +96,25 @@ class Authenticator:
         return Identity(user_id=subject, email=email if usable else "")
 
 
-def _dev_secret(settings: Settings) -> str:
-    # The placeholder is public (it is in the source): tokens signed with it would let anyone in.
+def dev_secret(settings: Settings) -> str | None:
+    """The configured development secret; None while it is the public placeholder from the source."""
     secret = settings.dev_jwt_secret.get_secret_value()
-    if secret == DEV_PLACEHOLDER:
-        raise Unauthorized("Development tokens need DEV_JWT_SECRET to be set.")
-    return secret
+    return None if secret == DEV_PLACEHOLDER else secret
 
 
 def make_dev_token(settings: Settings, user_id: str, email: str = "", ttl_seconds: int = 86_400) -> str:
     """An HS256 development token for any user id (AUTH_MODE=dev only)."""
     if settings.auth_mode != "dev":
         raise RuntimeError("development tokens need AUTH_MODE=dev")
+    secret = dev_secret(settings)
+    if secret is None:
+        raise RuntimeError("development tokens need DEV_JWT_SECRET to be set")
     now = int(time.time())
     claims = {"sub": user_id, "iss": DEV_ISSUER, "iat": now, "nbf": now, "exp": now + ttl_seconds}
     if settings.jwt_audience:
         claims["aud"] = settings.jwt_audience
     if email:
         claims["email"] = email
-    secret = settings.dev_jwt_secret.get_secret_value()
-    if secret == DEV_PLACEHOLDER:
-        raise RuntimeError("development tokens need DEV_JWT_SECRET to be set")
     return jwt.encode(claims, secret, algorithm="HS256")
 
 

@@ -10,6 +10,9 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from models.plans import TIER_ALIASES
+from models.ratelimit_classes import ALL_PLANS
+
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 # Placeholder secrets for development; production refuses to start with them.
@@ -108,6 +111,21 @@ class Settings(BaseSettings):
             if not ORIGIN.fullmatch(origin):
                 raise ValueError(f"CORS_ALLOWED_ORIGINS: {origin!r} is not an origin (scheme://host[:port])")
         return origins
+
+    @field_validator("rate_limit_overrides")
+    @classmethod
+    def _known_plans(cls, overrides: dict[str, dict]) -> dict[str, dict]:
+        # Users are stored on `free` or `pro`: a section for any other name would be ignored in silence,
+        # so the legacy `paid` is read as `pro` (whose own section wins) and anything else is refused.
+        merged: dict[str, dict] = {}
+        for section, classes in sorted(overrides.items(), key=lambda item: item[0] in TIER_ALIASES.values()):
+            plan = section if section == ALL_PLANS else TIER_ALIASES.get(section)
+            if plan is None:
+                known = ", ".join([ALL_PLANS, *TIER_ALIASES])
+                raise ValueError(f"RATE_LIMIT_OVERRIDES: unknown plan {section!r} (expected one of {known})")
+            for class_name, windows in classes.items():
+                merged.setdefault(plan, {}).setdefault(class_name, {}).update(windows)
+        return merged
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

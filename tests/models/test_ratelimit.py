@@ -187,6 +187,36 @@ def test_overrides_are_read_from_the_environment_as_json(monkeypatch):
     }
 
 
+def test_overrides_for_the_legacy_paid_tier_apply_to_pro_whose_own_numbers_win(monkeypatch):
+    from models.settings import Settings
+
+    monkeypatch.setenv(
+        "RATE_LIMIT_OVERRIDES",
+        '{"pro": {"video": {"perMinute": 4}}, "paid": {"video": {"perMinute": 3, "perHour": 9}}}',
+    )
+
+    overrides = Settings(_env_file=None).rate_limit_overrides
+
+    assert overrides == {"pro": {"video": {"perMinute": 4, "perHour": 9}}}
+    assert windows_for("video", "pro", overrides) == (
+        Window("perMinute", 60, 4),
+        Window("perHour", 3600, 9),
+        Window("perDay", 86400, 8),
+    )
+
+
+@pytest.mark.parametrize("plan", ["platinum", "Pro", ""])
+def test_overrides_for_a_plan_no_user_can_be_on_are_refused_at_startup(monkeypatch, plan):
+    from pydantic import ValidationError
+
+    from models.settings import Settings
+
+    monkeypatch.setenv("RATE_LIMIT_OVERRIDES", f'{{"{plan}": {{"upload": {{"perMinute": 40}}}}}}')
+
+    with pytest.raises(ValidationError, match="unknown plan"):
+        Settings(_env_file=None)
+
+
 def test_an_unknown_window_in_the_overrides_is_refused_at_startup(monkeypatch):
     from pydantic import ValidationError
 

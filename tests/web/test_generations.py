@@ -89,6 +89,8 @@ def test_image_reservations_are_limited_by_the_standard_class(client, auth_heade
     assert [a.status_code for a in answers] == [200] * 5 + [429]
     assert (answers[5].json["type"], answers[5].json["class"]) == ("rate-limited", "standard")
     assert answers[5].headers["X-RateLimit-Period"] == "perMinute"
+    # The request the limiter refused took nothing from the monthly quota.
+    assert client.get("/v1/me/usage", headers=headers).json["generations"]["image"]["used"] == 5
 
 
 def test_video_reservations_are_limited_by_the_video_class(client, auth_header):

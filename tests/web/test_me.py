@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from threading import Barrier
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from models.tables import Project, User
 
@@ -79,3 +80,24 @@ def test_usage_reports_generation_limits_of_the_plan(client, auth_header):
     assert body["generations"]["image"] == {"used": 0, "limit": 12, "remaining": 12, "percentage": 0.0}
     assert body["generations"]["video"]["limit"] == 3
     assert 28 <= body["daysUntilReset"] <= 31
+
+
+def test_usage_reports_the_cycle_dates_and_whole_days_until_the_reset(client, auth_header, session):
+    headers = auth_header("user_cycle_dates")
+    client.get("/v1/me", headers=headers)
+    start = datetime.now(UTC) - timedelta(days=20)
+    end = datetime.now(UTC) + timedelta(days=4, hours=2)
+    session.execute(
+        update(User)
+        .where(User.user_id == "user_cycle_dates")
+        .values(billing_cycle_start=start, billing_cycle_end=end)
+    )
+    session.commit()
+
+    body = client.get("/v1/me/usage", headers=headers).json
+
+    assert (body["billingCycleStart"], body["billingCycleEnd"]) == (
+        int(start.timestamp() * 1000),
+        int(end.timestamp() * 1000),
+    )
+    assert body["daysUntilReset"] == 5

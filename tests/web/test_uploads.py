@@ -19,7 +19,7 @@ from models.storage import make_storage
 from models.storage.keys import original_key
 from models.tables import Asset, Plan, User
 from tests.conftest import build_services
-from tests.web.uploading import queued, stored_keys, upload
+from tests.web.uploading import assert_problem, leftovers, queued, stored_keys, upload
 from tests.workers.media.hostile_media import (
     good_jpeg,
     huge_png_header,
@@ -30,7 +30,7 @@ from tests.workers.media.hostile_media import (
     zip_file,
 )
 from web.app import create_app
-from web.uploads import SPOOL_MEMORY_BYTES
+from web.uploads import FIELD_BYTES, SPOOL_MEMORY_BYTES
 
 FREE_QUOTA = 500 * MIB
 
@@ -92,17 +92,16 @@ def test_files_that_are_not_accepted_media_are_refused_with_415_and_nothing_stor
 
     response = upload(client, headers, content)
 
-    assert response.status_code == 415
-    assert response.json["type"] == "unsupported-media-type"
-    assert stored_keys(app.extensions["iskra"].storage, "user_hostile") == []
-    assert session.scalar(select(func.count()).select_from(Asset).where(Asset.user_id == "user_hostile")) == 0
+    assert_problem(response, 415, "unsupported-media-type")
+    assert leftovers(app, session, "user_hostile") == ([], 0, 0)
 
 
-def test_an_empty_file_is_refused_as_invalid_media(client, auth_header):
-    response = upload(client, auth_header(), zero_bytes())
+def test_an_empty_file_is_refused_as_invalid_media(client, auth_header, app, session):
+    response = upload(client, auth_header("user_empty_file"), zero_bytes())
 
-    assert response.status_code == 422
-    assert (response.json["type"], response.json["code"]) == ("invalid-media", "empty")
+    assert_problem(response, 422, "invalid-media")
+    assert response.json["code"] == "empty"
+    assert leftovers(app, session, "user_empty_file") == ([], 0, 0)
 
 
 def test_a_jpeg_with_damaged_exif_is_accepted_for_the_image_task_to_judge(client, auth_header):
@@ -113,12 +112,12 @@ def test_a_jpeg_with_damaged_exif_is_accepted_for_the_image_task_to_judge(client
     assert (response.json["status"], response.json["type"]) == ("pending", "image")
 
 
-def test_a_png_declaring_50000_pixels_square_is_refused_from_its_header(client, auth_header, app):
+def test_a_png_declaring_50000_pixels_square_is_refused_from_its_header(client, auth_header, app, session):
     response = upload(client, auth_header("user_bomb"), huge_png_header(50_000, 50_000), filename="x.png")
 
-    assert response.status_code == 422
+    assert_problem(response, 422, "invalid-media")
     assert response.json["code"] == "too-large-dimensions"
-    assert stored_keys(app.extensions["iskra"].storage, "user_bomb") == []
+    assert leftovers(app, session, "user_bomb") == ([], 0, 0)
 
 
 class _UnreadBody(io.RawIOBase):
@@ -135,7 +134,7 @@ class _UnreadBody(io.RawIOBase):
         return 0
 
 
-def test_a_declared_length_over_the_plan_limit_is_refused_before_a_byte_is_read(auth_header, app):
+def test_a_declared_length_over_the_plan_limit_is_refused_before_a_byte_is_read(auth_header, app, session):
     body = _UnreadBody()
     environ = EnvironBuilder(
         "/v1/assets",
@@ -145,11 +144,13 @@ def test_a_declared_length_over_the_plan_limit_is_refused_before_a_byte_is_read(
     ).get_environ()
     environ.update({"CONTENT_LENGTH": str(30 * MIB), "wsgi.input": body})
 
-    app_iter, status, _ = run_wsgi_app(app, environ)
+    app_iter, status, response_headers = run_wsgi_app(app, environ)
     problem = json.loads(b"".join(app_iter))
 
-    assert status.startswith("413") and problem["type"] == "payload-too-large"
+    assert status.startswith("413") and (problem["type"], problem["status"]) == ("payload-too-large", 413)
+    assert response_headers["Content-Type"] == "application/problem+json"
     assert body.reads == 0
+    assert leftovers(app, session, "user_declared_big") == ([], 0, 0)
 
 
 def test_a_file_of_exactly_the_plan_limit_is_accepted_and_one_byte_more_is_refused(
@@ -166,12 +167,12 @@ def test_a_file_of_exactly_the_plan_limit_is_accepted_and_one_byte_more_is_refus
 
     assert (exact.status_code, exact.json["sizeBytes"]) == (201, limit)
     # The declared length (file plus multipart framing) looked acceptable: the byte count refused it.
-    assert (over.status_code, over.json["type"]) == (413, "payload-too-large")
+    assert_problem(over, 413, "payload-too-large")
     kept = session.get(Asset, uuid.UUID(exact.json["id"])).storage_key
-    assert stored_keys(app.extensions["iskra"].storage, "user_at_the_limit") == [kept]
+    assert leftovers(app, session, "user_at_the_limit") == ([kept], 1, limit)
 
 
-def test_a_chunked_file_over_the_plan_limit_is_refused_while_streaming(auth_header, app):
+def test_a_chunked_file_over_the_plan_limit_is_refused_while_streaming(auth_header, app, session):
     boundary = "iskraboundary"
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
@@ -197,12 +198,13 @@ def test_a_chunked_file_over_the_plan_limit_is_refused_while_streaming(auth_head
     # What gunicorn and the dev server hand over for a chunked body: no length, a terminated stream.
     environ.update({"wsgi.input": _IterStream(body()), "wsgi.input_terminated": True})
 
-    app_iter, status, _ = run_wsgi_app(app, environ)
+    app_iter, status, response_headers = run_wsgi_app(app, environ)
     problem = json.loads(b"".join(app_iter))
 
-    assert status.startswith("413") and problem["type"] == "payload-too-large"
+    assert status.startswith("413") and (problem["type"], problem["status"]) == ("payload-too-large", 413)
+    assert response_headers["Content-Type"] == "application/problem+json"
     assert served["bytes"] < 30 * MIB  # refused as soon as the limit passed, not after reading it all
-    assert stored_keys(app.extensions["iskra"].storage, "user_chunked") == []
+    assert leftovers(app, session, "user_chunked") == ([], 0, 0)
 
 
 class _IterStream(io.RawIOBase):
@@ -268,14 +270,25 @@ def test_a_photo_larger_than_the_parsers_read_size_is_accepted(client, auth_head
     ],
 )
 def test_bad_metadata_or_absurd_hints_are_refused_with_422_and_nothing_stored(
-    client, auth_header, app, fields, where
+    client, auth_header, app, session, fields, where
 ):
     response = upload(client, auth_header("user_fields"), good_jpeg(16, 16), **fields)
 
-    assert response.status_code == 422
+    assert_problem(response, 422, "validation-failed")
     if where:
         assert where in json.dumps(response.json)
-    assert stored_keys(app.extensions["iskra"].storage, "user_fields") == []
+    assert leftovers(app, session, "user_fields") == ([], 0, 0)
+
+
+def test_a_form_field_too_large_to_buffer_is_refused_with_413_and_nothing_stored(
+    client, auth_header, app, session
+):
+    oversized = json.dumps({"prompt": "x" * (FIELD_BYTES + 1)})
+
+    response = upload(client, auth_header("user_big_field"), good_jpeg(16, 16), metadata=oversized)
+
+    assert_problem(response, 413, "payload-too-large")
+    assert leftovers(app, session, "user_big_field") == ([], 0, 0)
 
 
 def test_an_upload_that_does_not_fit_the_quota_is_refused_with_507_and_stores_nothing(
@@ -289,15 +302,14 @@ def test_an_upload_that_does_not_fit_the_quota_is_refused_with_507_and_stores_no
 
     response = upload(client, headers, content)
 
-    assert response.status_code == 507
+    assert_problem(response, 507, "quota-exceeded")
     problem = response.json
-    assert problem["type"] == "quota-exceeded"
     assert (problem["usedBytes"], problem["quotaBytes"], problem["requestedBytes"]) == (
         FREE_QUOTA - 100,
         FREE_QUOTA,
         len(content),
     )
-    assert stored_keys(app.extensions["iskra"].storage, "user_full") == []
+    assert leftovers(app, session, "user_full") == ([], 0, FREE_QUOTA - 100)
 
 
 def test_a_quota_refusal_after_the_put_deletes_the_object(client, auth_header, session, app):
@@ -320,8 +332,8 @@ def test_a_quota_refusal_after_the_put_deletes_the_object(client, auth_header, s
         patch.setattr(storage, "put", put_then_fill_quota)
         response = upload(client, headers, good_jpeg(32, 32))
 
-    assert response.status_code == 507
-    assert stored_keys(storage, "user_late_refusal") == []
+    assert_problem(response, 507, "quota-exceeded")
+    assert leftovers(app, session, "user_late_refusal") == ([], 0, FREE_QUOTA)
 
 
 class _FailingMidway:

@@ -6,10 +6,12 @@ import base64
 import io
 import json
 
+from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
 from models.storage.keys import user_originals_prefix
+from models.tables import Asset, User
 
 
 def upload(client, headers, content: bytes, *, filename="photo.jpg", file_type="image/jpeg", **fields):
@@ -23,6 +25,20 @@ def upload(client, headers, content: bytes, *, filename="photo.jpg", file_type="
 
 def stored_keys(storage, user_id: str) -> list[str]:
     return [info.key for info in storage.iter_objects(user_originals_prefix(user_id))]
+
+
+def leftovers(app, session, user_id: str) -> tuple[list[str], int, int]:
+    """What `user_id` has: (objects stored, asset rows, bytes charged); a refused upload adds to none."""
+    rows = session.scalar(select(func.count()).select_from(Asset).where(Asset.user_id == user_id))
+    used = session.scalar(select(User.storage_used_bytes).where(User.user_id == user_id))
+    return stored_keys(app.extensions["iskra"].storage, user_id), rows, used
+
+
+def assert_problem(response, status: int, type_: str) -> None:
+    """`response` is an RFC 9457 problem of `status` and `type_`, with the status in the body too."""
+    assert response.status_code == status, response.data
+    assert response.mimetype == "application/problem+json"
+    assert (response.json["type"], response.json["status"]) == (type_, status)
 
 
 def queued(redis_client, settings, queue: str) -> list[tuple[str, list]]:

@@ -83,16 +83,22 @@ def _snapshot(session: Session, pid: uuid.UUID) -> Snapshot | None:
 
 
 def _record(session: Session, pid: uuid.UUID, revision: int, key: str) -> bool:
-    """Point the project at `key` if it is still at `revision`; outbox the thumbnail it replaces."""
+    """Point the project at `key` if it is still at `revision`; outbox the thumbnail it replaces.
+
+    True when the row references `key` afterwards, so the caller deletes the object only when it is not.
+    """
     row = session.execute(
         select(Project.revision, Project.thumbnail_key, Project.thumbnail_revision)
         .where(Project.id == pid)
         .with_for_update()
     ).one_or_none()
-    if row is None or row.revision != revision:
+    if row is None:
         return False
-    if row.thumbnail_revision == revision:  # a twin delivery of this task got here first, same key
-        return row.thumbnail_key == key
+    if row.thumbnail_key == key:
+        # A twin delivery of this render recorded the same key first (perhaps before a newer save).
+        return True
+    if row.revision != revision:
+        return False
     session.execute(
         update(Project).where(Project.id == pid).values(thumbnail_key=key, thumbnail_revision=revision)
     )

@@ -162,6 +162,33 @@ def test_a_second_delivery_of_the_same_render_keeps_the_thumbnail(worker_context
     assert row.thumbnail_key not in session.scalars(select(PendingDeletion.storage_key)).all()
 
 
+def test_a_late_twin_of_a_recorded_render_never_deletes_the_thumbnail_the_row_shows(
+    worker_context, session, monkeypatch
+):
+    project_id = add_project(session, [element("a", 0)], revision=1)
+    key = project_thumbnail_key(project_id, 1)
+    real_render = task_module.render
+
+    def twin_records_then_someone_saves(*args, **kwargs):
+        made = real_render(*args, **kwargs)
+        worker_context.storage.put(key, io.BytesIO(made), content_type="image/webp")
+        with worker_context.sessions.begin() as other:
+            other.execute(
+                update(Project)
+                .where(Project.id == uuid.UUID(project_id))
+                .values(thumbnail_key=key, thumbnail_revision=1, revision=2)
+            )
+        return made
+
+    monkeypatch.setattr(task_module, "render", twin_records_then_someone_saves)
+
+    render_project_thumbnail(project_id)
+
+    row = project_row(session, project_id)
+    assert (row.thumbnail_key, row.thumbnail_revision, row.revision) == (key, 1, 2)
+    assert worker_context.storage.head(key) is not None
+
+
 def test_a_deleted_project_is_skipped_quietly(worker_context):
     render_project_thumbnail(str(uuid.uuid4()))
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
@@ -37,10 +37,35 @@ log = structlog.get_logger(__name__)
 TRANSIENT_RETRIES = 5
 
 
+class RenditionTask(Task):
+    """A rendition task whose hard time limit fails its asset as `timeout` instead of leaving it stuck."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        # The hard limit kills the pool process mid-work; the worker's main process reports it here, and
+        # the message is acknowledged, so nothing else would move the row on from `processing`.
+        if not (isinstance(exc, TimeLimitExceeded) and args):
+            return
+        try:
+            fail_timed_out(str(args[0]))
+        except Exception:  # the database is down too: the stuck-asset job moves the row on later
+            log.exception("timed out asset not marked failed", asset_id=str(args[0]))
+
+
+def fail_timed_out(asset_id: str) -> str | None:
+    """Fail an asset whose attempt was killed at its hard time limit; its stored renditions are dropped."""
+    try:
+        claim_id = uuid.UUID(asset_id)
+    except ValueError:
+        return None
+    log.warning("media timed out", asset_id=asset_id, code="timeout")
+    return _fail_asset(current(), claim_id, "timeout")
+
+
 def rendition_task(name: str, *, soft_time_limit: int, time_limit: int) -> Callable:
     """A bound rendition task that retries transient storage errors with backoff, nothing else."""
     return shared_task(
         name=name,
+        base=RenditionTask,
         bind=True,
         soft_time_limit=soft_time_limit,
         time_limit=time_limit,
@@ -170,10 +195,14 @@ def finish(context: WorkerContext, claim: Claim, outcome: Outcome) -> str | None
 
 def fail(context: WorkerContext, claim: Claim, code: str) -> str | None:
     """Record `code` on the row if this attempt still owns it; drop renditions of earlier dead attempts."""
+    return _fail_asset(context, claim.asset_id, code)
+
+
+def _fail_asset(context: WorkerContext, asset_id: uuid.UUID, code: str) -> str | None:
     with context.sessions.begin() as session:
-        recorded = _set_failed(session, claim.asset_id, code)
+        recorded = _set_failed(session, asset_id, code)
     if recorded:
-        sweep_orphans(context, claim.asset_id, keep=set())
+        sweep_orphans(context, asset_id, keep=set())
     return "failed" if recorded else None
 
 

@@ -9,7 +9,7 @@ import sys
 import uuid
 
 import pytest
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy import update
 
 from models import taskqueue
@@ -19,6 +19,7 @@ from models.storage.keys import rendition_key
 from models.tables import Asset
 from tests.processes import ROOT, settings_env
 from tests.workers.rendition_support import add_asset, asset, rendition_keys, storage_used
+from workers.images import make_image_renditions
 from workers.media.errors import MediaRejected
 from workers.media.limits import media_limits
 from workers.renditions import TRANSIENT_RETRIES, Outcome, process
@@ -200,6 +201,35 @@ def test_a_time_limit_or_a_missing_original_fails_the_asset(worker_context, sess
     assert process(pending, makes(raises=raised)) == "failed"
 
     assert asset(sessions, pending).error == code
+
+
+def test_an_attempt_killed_at_its_hard_time_limit_fails_the_asset_as_timeout(
+    worker_context, sessions, pending
+):
+    dead = rendition_key(pending, "thumbnail-1-deadbeef")
+    worker_context.storage.put(dead, io.BytesIO(b"half"), content_type="image/webp")
+    with sessions.begin() as session:
+        session.execute(
+            update(Asset).where(Asset.id == uuid.UUID(pending)).values(status="processing", attempts=1)
+        )
+
+    # What the worker's main process calls once it has killed the pool process running the task.
+    make_image_renditions.on_failure(TimeLimitExceeded(90), "task-id", [pending], {}, None)
+
+    row = asset(sessions, pending)
+    assert (row.status, row.error) == ("failed", "timeout")
+    assert rendition_keys(worker_context.storage, pending) == set()
+
+
+def test_a_late_hard_time_limit_report_leaves_a_finished_asset_alone(worker_context, sessions, pending):
+    process(pending, makes())
+
+    make_image_renditions.on_failure(TimeLimitExceeded(90), "task-id", [pending], {}, None)
+    make_image_renditions.on_failure(ZeroDivisionError(), "task-id", [pending], {}, None)
+
+    row = asset(sessions, pending)
+    assert (row.status, row.error) == ("ready", None)
+    assert rendition_keys(worker_context.storage, pending) == {row.thumbnail_key}
 
 
 def test_a_bug_fails_the_asset_as_an_internal_error_and_is_not_swallowed(worker_context, sessions, pending):

@@ -294,6 +294,26 @@ def test_check_fails_on_a_database_whose_schema_is_behind_and_an_unreachable_red
     assert lines["storage"].startswith("ok")
 
 
+def test_migrate_brings_a_new_database_to_head_and_check_then_passes(settings):
+    name = f"iskra_fresh_{uuid.uuid4().hex[:8]}"
+    admin_url = make_url(settings.database_url).set(drivername="postgresql").render_as_string(False)
+    fresh_url = make_url(settings.database_url).set(database=name).render_as_string(False)
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        fresh = settings.model_copy(update={"database_url": fresh_url})
+        migrated = iskra(fresh, "migrate")
+        checked = iskra(fresh, "check", "--skip-workers")
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+    assert migrated.exit_code == 0, migrated.output
+    assert migrated.output.splitlines() == ["database: at head"]
+    assert checked.exit_code == 0, checked.output
+    assert "schema at head" in next(line for line in checked.output.splitlines() if "database" in line)
+
+
 @pytest.mark.e2e
 def test_check_pings_a_worker_on_every_queue(settings, tmp_path):
     with running(worker_command("images,videos,maintenance"), settings_env(settings), tmp_path / "w.log"):

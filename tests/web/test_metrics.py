@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,9 @@ from models.tables import Asset
 from models.users import ensure_user
 from tests.processes import BIN, ROOT, running, settings_env, wait_until
 from tests.queues import queue_key, take
+from workers import metrics as _task_metrics  # noqa: F401 - registers them, as a worker process does
+
+README = ROOT / "README.md"
 
 
 def _samples(body: str) -> dict[tuple[str, frozenset], float]:
@@ -91,6 +95,27 @@ def test_queue_depth_is_the_length_of_the_prefixed_redis_list_a_waiting_task_sit
         assert samples[("iskra_queue_depth", frozenset({("queue", "videos")}))] == before + 1
     finally:
         take(redis_client, settings, "videos", taskqueue.MAKE_VIDEO_RENDITIONS, marker)
+
+
+def _documented_metrics() -> set[str]:
+    """The metric names in the table of the README's operations section."""
+    operations = README.read_text().split("<!-- section: operations -->", 1)[1]
+    operations = operations.split("<!-- /section: operations -->", 1)[0]
+    table = operations.split("### Metrics", 1)[1].split("\n### ", 1)[0]
+    return set(re.findall(r"^\| `(iskra_[a-z_]+)` \|", table, flags=re.MULTILINE))
+
+
+def test_the_readme_lists_exactly_the_metrics_that_metrics_exports(client):
+    body = client.get("/metrics").get_data(as_text=True)
+
+    # `*_created` are the timestamps prometheus_client adds to counters and histograms in one process.
+    exported = {
+        name
+        for name in re.findall(r"^# TYPE (iskra_[a-z_]+) ", body, flags=re.MULTILINE)
+        if not name.endswith("_created")
+    }
+    assert "iskra_tasks_total" in exported and "iskra_queue_depth" in exported
+    assert _documented_metrics() == exported
 
 
 def test_a_broken_gauge_source_is_reported_not_raised(app, client):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 
 import pytest
+from celery import Celery
 from sqlalchemy import text
 
 from models import taskqueue
-from tests.processes import running, settings_env, wait_until, worker_command
+from tests.processes import ROOT, running, settings_env, wait_until, worker_command
 
 pytestmark = pytest.mark.e2e
 
@@ -53,9 +56,28 @@ def test_ping_arguments_survive_a_json_round_trip():
 
 
 def test_worker_settings_hand_back_work_of_a_dying_worker(settings):
-    conf = taskqueue.configure(__import__("celery").Celery("probe", set_as_current=False), settings).conf
+    conf = taskqueue.configure(Celery("probe", set_as_current=False), settings).conf
 
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1
     assert conf.broker_transport_options["visibility_timeout"] > taskqueue.LONGEST_TASK_SECONDS
     assert conf.task_serializer == "json" and conf.task_ignore_result
+
+
+def test_every_task_has_a_soft_limit_below_its_hard_limit_and_the_broker_outwaits_them_all(settings):
+    script = (
+        "import json, workers.app as w; w.app.loader.import_default_modules();"
+        "print(json.dumps({n: [t.soft_time_limit, t.time_limit] for n, t in w.app.tasks.items()"
+        " if not n.startswith('celery.')}))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", script], env=settings_env(settings), cwd=ROOT, capture_output=True, check=True
+    )
+    limits = json.loads(output.stdout.splitlines()[-1])
+    conf = taskqueue.configure(Celery("probe", set_as_current=False), settings).conf
+
+    assert taskqueue.MAKE_IMAGE_RENDITIONS in limits and taskqueue.RENDER_PROJECT_THUMBNAIL in limits
+    for name, (soft, hard) in limits.items():
+        assert soft and hard and 0 < soft < hard <= taskqueue.LONGEST_TASK_SECONDS, name
+    # A task still inside its hard limit is never redelivered to a second worker.
+    assert conf.broker_transport_options["visibility_timeout"] > max(hard for _, hard in limits.values())

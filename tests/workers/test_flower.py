@@ -36,11 +36,11 @@ def _get(url: str, **kwargs) -> requests.Response | None:
         return None
 
 
-def _finished_ping(base: str, ping_id: uuid.UUID) -> dict | None:
+def _finished_ping(base: str, ping_id: uuid.UUID | str, state: str = "SUCCESS") -> dict | None:
     response = _get(f"{base}/api/tasks", auth=(USER, PASSWORD))
     tasks = response.json() if response is not None and response.ok else {}
     return next(
-        (t for t in tasks.values() if str(ping_id) in (t.get("args") or "") and t["state"] == "SUCCESS"),
+        (t for t in tasks.values() if str(ping_id) in (t.get("args") or "") and t["state"] == state),
         None,
     )
 
@@ -72,8 +72,11 @@ def test_flower_lists_a_task_a_real_worker_ran_keeps_it_across_a_restart_and_ref
                 lambda: (r := _get(f"{base}/api/workers?refresh=1", auth=(USER, PASSWORD))) and r.json(),
                 timeout=60,
             )
-            taskqueue.send(taskqueue.make_client(settings), taskqueue.PING, str(ping_id))
+            client = taskqueue.make_client(settings)
+            taskqueue.send(client, taskqueue.PING, str(ping_id))
+            taskqueue.send(client, taskqueue.PING, "not-a-ping-id")  # raises ValueError in the worker
             task = wait_until(lambda: _finished_ping(base, ping_id), timeout=60)
+            failed = wait_until(lambda: _finished_ping(base, "not-a-ping-id", "FAILURE"), timeout=60)
             unauthenticated = _get(f"{base}/api/tasks")
             wrong_password = _get(f"{base}/api/tasks", auth=(USER, "wrong"))
         # A new Flower on the same state file, with no worker running, still knows the task.
@@ -88,6 +91,7 @@ def test_flower_lists_a_task_a_real_worker_ran_keeps_it_across_a_restart_and_ref
     assert task["routing_key"] == "maintenance"  # the queue, from the task-sent event
     assert task["runtime"] is not None and task["runtime"] >= 0
     assert task["worker"].startswith("test-")
+    assert (failed["routing_key"], failed["exception"].split("(")[0]) == ("maintenance", "ValueError")
     assert unauthenticated.status_code == 401
     assert wrong_password.status_code == 401
     assert remembered["uuid"] == task["uuid"]

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import io
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.orm import sessionmaker
 
 from models import taskqueue
 from models.maintenance import RECONCILE_LOCK
 from models.storage.keys import original_key, rendition_key
-from models.tables import Asset, User
+from models.tables import Asset, PendingDeletion, User
 from models.users import ensure_user
 from tests.queues import take
 from tests.workers.rendition_support import add_asset
 from workers.maintenance import requeue_stuck, sweep_abandoned_uploads
 from workers.schedule import beat_schedule
-from workers.storage_tasks import reconcile_storage
+from workers.storage_tasks import purge_deleted_objects, reconcile_storage
 
 
 @pytest.fixture
@@ -121,6 +123,43 @@ def test_a_second_sweep_while_one_runs_does_nothing(maintenance_context, engine)
 
     assert maintenance_context.storage.head(orphan) is not None
     maintenance_context.storage.delete(orphan)
+
+
+def test_a_second_purge_while_one_runs_skips_its_rows_instead_of_waiting_or_repeating_them(
+    worker_context, engine
+):
+    storage, committed = worker_context.storage, sessionmaker(engine, expire_on_commit=False)
+    keys = [original_key("user_purge_overlap", uuid.uuid4(), "jpg") for _ in range(4)]
+    with committed.begin() as session:
+        rows = [PendingDeletion(storage_key=key) for key in keys]
+        session.add_all(rows)
+    for key in keys:
+        storage.put(key, io.BytesIO(b"deleted asset"), content_type="image/jpeg")
+    held = [row.id for row in rows[:2]]
+    worker_context.sessions = committed  # the second run needs its own connection, as on another worker
+    second: list[int] = []
+    runner = threading.Thread(target=lambda: second.append(purge_deleted_objects()))
+    try:
+        with engine.connect() as first:
+            first.begin()  # the first run has claimed its batch and is still deleting
+            first.execute(
+                select(PendingDeletion.id).where(PendingDeletion.id.in_(held)).with_for_update()
+            ).all()
+            runner.start()
+            runner.join(timeout=20)
+            assert not runner.is_alive(), "the second purge waited for the first one's rows"
+            assert [storage.head(key) is None for key in keys] == [False, False, True, True]
+        with committed() as session:
+            left = session.scalars(select(PendingDeletion.id).where(PendingDeletion.storage_key.in_(keys)))
+            assert sorted(left) == sorted(held)
+    finally:
+        if runner.is_alive():
+            runner.join()
+        with engine.begin() as connection:
+            connection.execute(delete(PendingDeletion).where(PendingDeletion.storage_key.in_(keys)))
+        for key in keys:
+            storage.delete(key)
+    assert second and second[0] >= 2
 
 
 def test_beat_sends_every_maintenance_task_to_the_maintenance_queue():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -52,3 +53,11 @@ def test_procfile_serves_the_api_with_gunicorn_on_port():
 
     assert "gunicorn" in web and "${PORT" in web
     assert {"worker-images", "worker-videos", "beat", "flower"} <= set(_procfile())
+
+
+def test_the_readme_process_table_lists_exactly_the_procfile_processes():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Processes", 1)[1].split("\n### ", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z-]+)` \|", section, flags=re.MULTILINE))
+
+    assert documented == set(_procfile())

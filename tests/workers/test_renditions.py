@@ -84,15 +84,21 @@ def test_a_second_run_of_a_finished_asset_does_nothing(worker_context, sessions,
     assert (after.thumbnail_key, after.attempts) == (before.thumbnail_key, 1)
 
 
-def test_a_run_after_a_crash_completes_the_job_and_drops_the_dead_attempts_objects(
-    worker_context, sessions, pending
-):
+def crashed_mid_attempt(worker_context, sessions, pending: str) -> str:
+    """Leave `pending` as a killed first attempt would: `processing`, with a half-written rendition."""
     dead = rendition_key(pending, "thumbnail-1-deadbeef")
     worker_context.storage.put(dead, io.BytesIO(b"half"), content_type="image/webp")
     with sessions.begin() as session:
         session.execute(
             update(Asset).where(Asset.id == uuid.UUID(pending)).values(status="processing", attempts=1)
         )
+    return dead
+
+
+def test_a_run_after_a_crash_completes_the_job_and_drops_the_dead_attempts_objects(
+    worker_context, sessions, pending
+):
+    dead = crashed_mid_attempt(worker_context, sessions, pending)
 
     assert process(pending, makes()) == "ready"
 
@@ -206,12 +212,7 @@ def test_a_time_limit_or_a_missing_original_fails_the_asset(worker_context, sess
 def test_an_attempt_killed_at_its_hard_time_limit_fails_the_asset_as_timeout(
     worker_context, sessions, pending
 ):
-    dead = rendition_key(pending, "thumbnail-1-deadbeef")
-    worker_context.storage.put(dead, io.BytesIO(b"half"), content_type="image/webp")
-    with sessions.begin() as session:
-        session.execute(
-            update(Asset).where(Asset.id == uuid.UUID(pending)).values(status="processing", attempts=1)
-        )
+    crashed_mid_attempt(worker_context, sessions, pending)
 
     # What the worker's main process calls once it has killed the pool process running the task.
     make_image_renditions.on_failure(TimeLimitExceeded(90), "task-id", [pending], {}, None)

@@ -88,9 +88,7 @@ def _record(session: Session, pid: uuid.UUID, revision: int, key: str) -> bool:
     True when the row references `key` afterwards, so the caller deletes the object only when it is not.
     """
     row = session.execute(
-        select(Project.revision, Project.thumbnail_key, Project.thumbnail_revision)
-        .where(Project.id == pid)
-        .with_for_update()
+        select(Project.revision, Project.thumbnail_key).where(Project.id == pid).with_for_update()
     ).one_or_none()
     if row is None:
         return False
@@ -102,7 +100,7 @@ def _record(session: Session, pid: uuid.UUID, revision: int, key: str) -> bool:
     session.execute(
         update(Project).where(Project.id == pid).values(thumbnail_key=key, thumbnail_revision=revision)
     )
-    if row.thumbnail_key and row.thumbnail_key != key:
+    if row.thumbnail_key:
         session.add(PendingDeletion(storage_key=row.thumbnail_key))
     return True
 

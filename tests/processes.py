@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,16 @@ def worker_command(queues: str, concurrency: int = 1, pool: str = "prefork") -> 
         "-c", str(concurrency), "-E", "--without-mingle", "--without-gossip", "-l", "info",
         "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
     ]  # fmt: skip
+
+
+def worker_app_facts(settings: Settings, expression: str) -> object:
+    """`expression`, evaluated as JSON in a fresh process that loaded the worker app `w` and its tasks."""
+    load = "import json, workers.app as w; w.app.loader.import_default_modules()"
+    script = f"{load}; print(json.dumps({expression}))"
+    output = subprocess.run(
+        [sys.executable, "-c", script], env=settings_env(settings), cwd=ROOT, capture_output=True, check=True
+    )
+    return json.loads(output.stdout.splitlines()[-1])
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 30, interval: float = 0.1) -> object:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -12,7 +10,7 @@ from celery import Celery
 from sqlalchemy import text
 
 from models import taskqueue
-from tests.processes import ROOT, running, settings_env, wait_until, worker_command
+from tests.processes import running, settings_env, wait_until, worker_app_facts, worker_command
 
 pytestmark = pytest.mark.e2e
 
@@ -65,15 +63,11 @@ def test_worker_settings_hand_back_work_of_a_dying_worker(settings):
 
 
 def test_every_task_has_a_soft_limit_below_its_hard_limit_and_the_broker_outwaits_them_all(settings):
-    script = (
-        "import json, workers.app as w; w.app.loader.import_default_modules();"
-        "print(json.dumps({n: [t.soft_time_limit, t.time_limit] for n, t in w.app.tasks.items()"
-        " if not n.startswith('celery.')}))"
+    limits = worker_app_facts(
+        settings,
+        "{n: [t.soft_time_limit, t.time_limit]"
+        " for n, t in w.app.tasks.items() if not n.startswith('celery.')}",
     )
-    output = subprocess.run(
-        [sys.executable, "-c", script], env=settings_env(settings), cwd=ROOT, capture_output=True, check=True
-    )
-    limits = json.loads(output.stdout.splitlines()[-1])
     conf = taskqueue.configure(Celery("probe", set_as_current=False), settings).conf
 
     assert taskqueue.MAKE_IMAGE_RENDITIONS in limits and taskqueue.RENDER_PROJECT_THUMBNAIL in limits

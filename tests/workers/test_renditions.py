@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -17,7 +14,7 @@ from models.assets import delete_asset
 from models.errors import ObjectMissing, StorageError
 from models.storage.keys import rendition_key
 from models.tables import Asset
-from tests.processes import ROOT, settings_env
+from tests.processes import worker_app_facts
 from tests.workers.rendition_support import add_asset, asset, rendition_keys, storage_used
 from workers.images import make_image_renditions
 from workers.media.errors import MediaRejected
@@ -263,18 +260,14 @@ def test_a_deleted_asset_is_skipped_quietly(worker_context):
 
 
 def test_the_worker_app_registers_both_tasks_with_their_limits(settings):
-    script = (
-        "import json, workers.app as w; c = w.app.conf; w.app.loader.import_default_modules();"
-        "t = {n: [w.app.tasks[n].soft_time_limit, w.app.tasks[n].time_limit, w.app.tasks[n].max_retries,"
-        " [e.__name__ for e in w.app.tasks[n].autoretry_for]]"
-        " for n in ('images.make_renditions', 'videos.make_renditions')};"
-        "print(json.dumps({'tasks': t, 'memory': c.worker_max_memory_per_child,"
-        " 'visibility': c.broker_transport_options['visibility_timeout']}))"
+    conf = worker_app_facts(
+        settings,
+        "{'tasks': {n: [t.soft_time_limit, t.time_limit, t.max_retries,"
+        " [e.__name__ for e in t.autoretry_for]]"
+        " for n, t in w.app.tasks.items() if n in ('images.make_renditions', 'videos.make_renditions')},"
+        " 'memory': w.app.conf.worker_max_memory_per_child,"
+        " 'visibility': w.app.conf.broker_transport_options['visibility_timeout']}",
     )
-    output = subprocess.run(
-        [sys.executable, "-c", script], env=settings_env(settings), cwd=ROOT, capture_output=True, check=True
-    )
-    conf = json.loads(output.stdout.splitlines()[-1])
 
     assert conf["tasks"] == {
         taskqueue.MAKE_IMAGE_RENDITIONS: [60, 90, TRANSIENT_RETRIES, ["StorageError"]],

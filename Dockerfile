@@ -6,6 +6,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY web web
 COPY workers workers
 COPY models models
+COPY core core
 COPY admin admin
 COPY devstack devstack
 COPY migrations migrations

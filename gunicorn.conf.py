@@ -6,8 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from models.logs import configure_logging
-from models.settings import Settings
+from core.logs import configure_logging
+from core.settings import Settings
 
 settings = Settings()
 

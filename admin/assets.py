@@ -8,9 +8,9 @@ import click
 from tqdm import tqdm
 
 from admin.common import open_sessions
-from models import taskqueue
+from core import taskqueue
+from core.settings import Settings
 from models.failed_assets import failed_assets, reset_failed_assets
-from models.settings import Settings
 
 
 @click.group("assets")

@@ -14,9 +14,10 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from admin.common import open_sessions
-from models import migrate, taskqueue
+from core import taskqueue
+from core.settings import Settings
+from models import migrate
 from models.db import make_engine
-from models.settings import Settings
 from models.storage import make_storage
 from models.tables import WorkerPing
 

@@ -14,7 +14,7 @@ from admin.migrate import migrate
 from admin.reconcile import reconcile, sweep
 from admin.tiers import set_tier
 from admin.usage import usage
-from models.settings import Settings
+from core.settings import Settings
 from web.auth import make_dev_token
 
 

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.settings import Settings
 from models.db import make_engine, make_sessionmaker
-from models.settings import Settings
 
 
 @contextmanager

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from core.settings import Settings
 from models import migrate as migrations
-from models.settings import Settings
 
 
 @click.command("migrate")

@@ -8,9 +8,9 @@ import click
 from tqdm import tqdm
 
 from admin.common import open_sessions
+from core.settings import Settings
 from models.assets import reconcile_storage_usage
 from models.maintenance import abandoned_objects, try_reconcile_lock, try_sweep_lock
-from models.settings import Settings
 from models.storage import make_storage
 
 

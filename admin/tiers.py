@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
+from core.settings import Settings
 from models.db import make_engine, make_sessionmaker
 from models.errors import DomainError
 from models.generations import is_upgrade
 from models.generations import set_tier as change_tier
-from models.settings import Settings
 
 
 @click.command("set-tier")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from admin.common import open_sessions
-from models.settings import Settings
+from core.settings import Settings
 from models.tables import User
 from models.usage import usage_report
 

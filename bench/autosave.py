@@ -38,8 +38,8 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from core.settings import Settings  # noqa: E402
 from models import migrate  # noqa: E402
-from models.settings import Settings  # noqa: E402
 from models.tables import Asset  # noqa: E402
 from models.users import ensure_user  # noqa: E402
 from web.app import create_app  # noqa: E402

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 
+from core.settings import Settings  # noqa: E402
 from models import migrate  # noqa: E402
-from models.settings import Settings  # noqa: E402
 from web.auth import make_dev_token  # noqa: E402
 
 SERVER_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -38,8 +38,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from core.settings import Settings  # noqa: E402
 from models import migrate  # noqa: E402
-from models.settings import Settings  # noqa: E402
 from models.storage.s3 import S3Storage  # noqa: E402
 from web.auth import make_dev_token  # noqa: E402
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from models.settings import generate_secret
+from core.settings import generate_secret
 
 GENERATED = ("DEV_JWT_SECRET", "SIGNING_SECRET")
 

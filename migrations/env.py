@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from models.settings import Settings
+from core.settings import Settings
 from models.tables import Base
 
 config = context.config

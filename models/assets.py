@@ -13,7 +13,7 @@ import structlog
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from models import taskqueue
+from core import taskqueue
 from models.errors import BadRequest, NotFound, StorageError
 from models.quota import release_storage, reserve_storage
 from models.storage.base import Storage

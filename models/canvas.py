@@ -1,4 +1,4 @@
-"""The canvasState schema (SPEC §3): strict, finite, unknown keys refused, parsed straight from bytes."""
+"""The canvasState schema (docs/api.md): strict, finite, unknown keys refused, parsed straight from bytes."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.settings import Settings
+from core.settings import Settings
 
 
 def make_engine(settings: Settings, **overrides: object) -> Engine:

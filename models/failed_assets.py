@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from models import taskqueue
+from core import taskqueue
 from models.assets import RENDITION_TASKS
 from models.tables import Asset
 

@@ -16,10 +16,10 @@ from typing import NamedTuple
 from sqlalchemy import func, select, text, union, update
 from sqlalchemy.orm import Session
 
+from core.taskqueue import LONGEST_TASK_SECONDS
 from models.storage import Storage
 from models.storage.keys import ORIGINALS_PREFIX, PROJECTS_PREFIX, RENDITIONS_PREFIX
 from models.tables import Asset, Project
-from models.taskqueue import LONGEST_TASK_SECONDS
 
 ABANDONED_ERROR = "processing-abandoned"
 UNFINISHED = ("pending", "processing")

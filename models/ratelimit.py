@@ -27,9 +27,9 @@ from prometheus_client import Counter
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from core.settings import Settings
 from models.errors import RateLimiterUnavailable
 from models.ratelimit_classes import Window, depends_on_plan, windows_for
-from models.settings import Settings
 
 SCRIPT = (Path(__file__).with_name("ratelimit.lua")).read_text()
 FAIL_OPEN_WARNING_INTERVAL_SECONDS = 60.0

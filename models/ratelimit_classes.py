@@ -1,4 +1,4 @@
-"""Rate-limit classes (SPEC §5) and how per-plan overrides from settings reshape their windows."""
+"""Rate-limit classes (docs/api.md) and how per-plan overrides from settings reshape their windows."""
 
 from __future__ import annotations
 

@@ -1,17 +1,11 @@
-"""Numbers operators watch: assets by status, stored bytes by tier, messages waiting per queue."""
+"""Numbers operators watch: assets by status and stored bytes by tier."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.tables import ASSET_STATUSES, Asset, Plan, User
-from models.taskqueue import QUEUES
-
-# Kombu's Redis transport keeps one list per priority step; priority 0 is the bare queue name.
-_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
 
 def asset_counts_by_status(session: Session) -> dict[str, int]:
@@ -30,17 +24,3 @@ def storage_bytes_by_tier(session: Session) -> dict[str, int]:
     )
     totals.update({tier: int(total) for tier, total in rows})
     return totals
-
-
-def queue_depths(broker: Any, key_prefix: str = "") -> dict[str, int]:
-    """Messages waiting (not yet taken by a worker) in each Celery queue on a Redis broker.
-
-    With `global_keyprefix` the transport stores a queue's list at `<prefix><queue>`.
-    """
-    with broker.pipeline(transaction=False) as pipe:
-        for queue in QUEUES:
-            for suffix in _PRIORITY_SUFFIXES:
-                pipe.llen(f"{key_prefix}{queue}{suffix}")
-        lengths = pipe.execute()
-    step = len(_PRIORITY_SUFFIXES)
-    return {queue: sum(lengths[i * step : (i + 1) * step]) for i, queue in enumerate(QUEUES)}

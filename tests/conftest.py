@@ -14,8 +14,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import migrate, taskqueue
-from models.settings import Settings
+from core import taskqueue
+from core.settings import Settings
+from models import migrate
 from tests.jwks_server import JwksServer
 from web.app import create_app
 from web.auth import Authenticator, make_dev_token

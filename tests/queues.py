@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from models.settings import Settings
+from core.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import pytest
 from botocore.config import Config
 from pydantic import SecretStr
 
-from models.settings import Settings
+from core.settings import Settings
 from models.storage.s3 import S3Storage
 
 WEED = Path(sys.executable).parent / "weed"

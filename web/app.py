@@ -10,10 +10,10 @@ from flask.json.provider import DefaultJSONProvider
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from models import taskqueue
+from core import taskqueue
+from core.logs import configure_logging
+from core.settings import Settings
 from models.db import make_engine, make_sessionmaker
-from models.logs import configure_logging
-from models.settings import Settings
 from web.accesslog import register_access_log
 from web.api import make_v1
 from web.auth import Authenticator

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import jwt
 from flask import g, request
 
+from core.settings import DEV_PLACEHOLDER, Settings
 from models.errors import Unauthorized
-from models.settings import DEV_PLACEHOLDER, Settings
 from web.jwks import JwksCache, JwksUnavailable
 
 DEV_ISSUER = "iskra-dev"

@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from kombu.exceptions import OperationalError
 
-from models import taskqueue
+from core import taskqueue
 from web.requestid import current_request_id
 from web.services import services
 

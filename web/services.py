@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.settings import Settings
+from core.settings import Settings
 
 if TYPE_CHECKING:
     from models.ratelimit import RateLimiter

@@ -13,7 +13,8 @@ import structlog
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from models.stats import asset_counts_by_status, queue_depths, storage_bytes_by_tier
+from core.taskqueue import queue_depths
+from models.stats import asset_counts_by_status, storage_bytes_by_tier
 from web.services import Services
 
 log = structlog.get_logger(__name__)

@@ -152,7 +152,7 @@ def parse_fields(form: MultiDict) -> dict[str, Any]:
 
 
 def inspect_upload(upload: ReceivedUpload, limits: MediaLimits) -> SniffedType:
-    """The type the magic bytes prove (415 otherwise); images also pass SPEC §4 by their header (422)."""
+    """The type the magic bytes prove (415 otherwise); images also pass the limits by their header (422)."""
     if upload.size == 0:
         raise InvalidMedia("The file is empty.", code="empty")
     upload.file.seek(0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from models.settings import Settings
+from core.settings import Settings
 from web.app import create_app
 
 

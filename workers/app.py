@@ -5,9 +5,9 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import worker_process_init
 
-from models import taskqueue
-from models.logs import configure_logging
-from models.settings import Settings
+from core import taskqueue
+from core.logs import configure_logging
+from core.settings import Settings
 from workers import context
 from workers.metrics import connect_task_metrics
 from workers.schedule import beat_schedule

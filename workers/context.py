@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.settings import Settings
 from models.db import make_engine, make_sessionmaker
-from models.settings import Settings
 from models.storage import make_storage
 
 

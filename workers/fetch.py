@@ -18,7 +18,7 @@ import urllib3
 from urllib3.exceptions import HTTPError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-from models.netguard import FetchRefused, Target, parse_target, resolve_public
+from core.netguard import FetchRefused, Target, parse_target, resolve_public
 
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})

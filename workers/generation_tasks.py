@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 from celery import shared_task
 
-from models import taskqueue
+from core import taskqueue
 from models.generations import reset_expired_cycles
 from workers.context import current
 

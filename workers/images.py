@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from models import taskqueue
+from core import taskqueue
 from models.errors import StorageError
 from workers.context import WorkerContext
 from workers.media.images import make_image_renditions as render

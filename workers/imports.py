@@ -19,10 +19,10 @@ import structlog
 from celery import Task, shared_task
 from sqlalchemy import func, select, update
 
-from models import taskqueue
+from core import taskqueue
+from core.netguard import FetchRefused
 from models.assets import RENDITION_TASKS, extension_for, record_imported_original
 from models.errors import QuotaExceeded, StorageError
-from models.netguard import FetchRefused
 from models.plans import get_plan
 from models.storage.keys import original_key
 from models.tables import Asset, User

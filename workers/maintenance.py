@@ -10,7 +10,7 @@ import structlog
 from celery import Celery, shared_task
 from sqlalchemy import update
 
-from models import taskqueue
+from core import taskqueue
 from models.maintenance import IMPORT_GROUP, delete_abandoned_objects, requeue_stuck_assets, try_sweep_lock
 from models.storage import Storage, make_storage
 from models.tables import WorkerPing

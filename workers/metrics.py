@@ -15,7 +15,7 @@ from celery.signals import task_failure, task_postrun, task_prerun, task_retry, 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from models.settings import Settings
+from core.settings import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -13,7 +13,7 @@ from sqlalchemy import Uuid, any_, bindparam, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from models import taskqueue
+from core import taskqueue
 from models.errors import ObjectMissing, StorageError
 from models.storage.keys import project_thumbnail_key
 from models.tables import Asset, PendingDeletion, Project

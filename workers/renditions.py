@@ -23,12 +23,13 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
+from core.settings import media_limits
 from models.errors import ObjectMissing, StorageError
 from models.storage.keys import RENDITIONS_PREFIX, rendition_key
 from models.tables import Asset
 from workers.context import WorkerContext, current
 from workers.media.errors import MediaRejected
-from workers.media.limits import MediaLimits, media_limits
+from workers.media.limits import MediaLimits
 from workers.media.sniff import SniffedType, sniff
 
 log = structlog.get_logger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models import taskqueue
+from core import taskqueue
 
 MINUTE = 60.0
 

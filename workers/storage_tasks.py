@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 from celery import shared_task
 
-from models import taskqueue
+from core import taskqueue
 from models.assets import purge_pending_deletions, reconcile_storage_usage
 from models.maintenance import try_reconcile_lock
 from models.storage import make_storage

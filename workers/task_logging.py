@@ -8,8 +8,8 @@ from typing import Any
 import structlog
 from celery.signals import setup_logging, task_postrun, task_prerun
 
-from models.logs import configure_logging
-from models.settings import Settings
+from core.logs import configure_logging
+from core.settings import Settings
 
 
 def bind_task_context(task_id: str | None = None, task: Any = None, **_: Any) -> None:

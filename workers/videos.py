@@ -1,11 +1,11 @@
-"""The video task: probe, check against SPEC §4 and take a WebP poster frame (queue `videos`)."""
+"""The video task: probe, check against the limits and take a WebP poster frame (queue `videos`)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 
-from models import taskqueue
+from core import taskqueue
 from workers.context import WorkerContext
 from workers.media.limits import MediaLimits
 from workers.media.sniff import SNIFF_BYTES

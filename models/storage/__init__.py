@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.settings import Settings
+from core.settings import Settings
 from models.storage.base import ObjectInfo, Storage
 
 __all__ = ["ObjectInfo", "Storage", "make_storage"]

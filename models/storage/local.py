@@ -13,8 +13,8 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import BinaryIO
 
+from core.settings import Settings
 from models.errors import ObjectMissing, StorageError
-from models.settings import Settings
 from models.storage.base import ObjectInfo
 from models.storage.keys import validate_key
 from models.storage.signing import DownloadSigner

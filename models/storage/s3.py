@@ -14,8 +14,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from core.settings import Settings
 from models.errors import ObjectMissing, StorageError
-from models.settings import Settings
 from models.storage.base import ObjectInfo
 from models.storage.keys import validate_key
 

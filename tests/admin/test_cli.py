@@ -14,7 +14,7 @@ from sqlalchemy import delete, make_url, select, text
 from sqlalchemy.orm import sessionmaker
 
 from admin.cli import load_settings, main
-from models import taskqueue
+from core import taskqueue
 from models.maintenance import RECONCILE_LOCK
 from models.storage import make_storage
 from models.storage.keys import original_key

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from models.netguard import FetchRefused, address_allowed, check_literal_host, parse_target, resolve_public
+from core.netguard import FetchRefused, address_allowed, check_literal_host, parse_target, resolve_public
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ def test_a_literal_metadata_address_is_refused_without_resolving():
     "host", ["2130706433", "0x7f000001", "0x7f.1", "017700000001", "127.1", "0", "0251.0376.0251.0376"]
 )
 def test_ipv4_literals_in_the_resolvers_legacy_forms_are_judged_without_resolving(host, monkeypatch):
-    monkeypatch.setattr("models.netguard.socket.getaddrinfo", _numeric_only(socket.getaddrinfo))
+    monkeypatch.setattr("core.netguard.socket.getaddrinfo", _numeric_only(socket.getaddrinfo))
 
     with pytest.raises(FetchRefused) as refused:
         check_literal_host(parse_target(f"https://{host}/a.png", allow_http=False), allow_loopback=False)
@@ -110,7 +110,7 @@ def test_ipv4_literals_in_the_resolvers_legacy_forms_are_judged_without_resolvin
 
 
 def test_a_public_ipv4_literal_in_a_legacy_form_passes_and_names_stay_unresolved(monkeypatch):
-    monkeypatch.setattr("models.netguard.socket.getaddrinfo", _numeric_only(socket.getaddrinfo))
+    monkeypatch.setattr("core.netguard.socket.getaddrinfo", _numeric_only(socket.getaddrinfo))
 
     check_literal_host(parse_target("https://134744072/a.png", allow_http=False), allow_loopback=False)
     check_literal_host(parse_target("https://cdn.example.com/a.png", allow_http=False), allow_loopback=False)
@@ -138,7 +138,7 @@ def test_a_name_resolving_to_loopback_is_refused_unless_allowed():
 
 def test_a_name_with_any_private_address_is_refused(monkeypatch):
     answers = [(2, 1, 6, "", ("93.184.216.34", 443)), (2, 1, 6, "", ("10.0.0.5", 443))]
-    monkeypatch.setattr("models.netguard.socket.getaddrinfo", lambda *_, **__: answers)
+    monkeypatch.setattr("core.netguard.socket.getaddrinfo", lambda *_, **__: answers)
 
     with pytest.raises(FetchRefused) as refused:
         resolve_public(parse_target("https://mixed.example/", allow_http=False), allow_loopback=False)

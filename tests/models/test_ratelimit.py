@@ -178,7 +178,7 @@ def test_overrides_apply_to_all_plans_then_per_plan_and_null_removes_a_window():
 
 
 def test_overrides_are_read_from_the_environment_as_json(monkeypatch):
-    from models.settings import Settings
+    from core.settings import Settings
 
     monkeypatch.setenv("RATE_LIMIT_OVERRIDES", '{"pro": {"video": {"perMinute": 4, "perDay": null}}}')
 
@@ -188,7 +188,7 @@ def test_overrides_are_read_from_the_environment_as_json(monkeypatch):
 
 
 def test_overrides_for_the_legacy_paid_tier_apply_to_pro_whose_own_numbers_win(monkeypatch):
-    from models.settings import Settings
+    from core.settings import Settings
 
     monkeypatch.setenv(
         "RATE_LIMIT_OVERRIDES",
@@ -209,7 +209,7 @@ def test_overrides_for_the_legacy_paid_tier_apply_to_pro_whose_own_numbers_win(m
 def test_overrides_for_a_plan_no_user_can_be_on_are_refused_at_startup(monkeypatch, plan):
     from pydantic import ValidationError
 
-    from models.settings import Settings
+    from core.settings import Settings
 
     monkeypatch.setenv("RATE_LIMIT_OVERRIDES", f'{{"{plan}": {{"upload": {{"perMinute": 40}}}}}}')
 
@@ -220,7 +220,7 @@ def test_overrides_for_a_plan_no_user_can_be_on_are_refused_at_startup(monkeypat
 def test_an_unknown_window_in_the_overrides_is_refused_at_startup(monkeypatch):
     from pydantic import ValidationError
 
-    from models.settings import Settings
+    from core.settings import Settings
 
     monkeypatch.setenv("RATE_LIMIT_OVERRIDES", '{"pro": {"video": {"perWeek": 4}}}')
 

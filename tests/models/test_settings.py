@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from models.settings import Settings
+from core.settings import Settings
 
 CLERK = {"auth_mode": "clerk", "clerk_jwt_issuer_domain": "https://clerk.iskra.example"}
 REAL_SECRET = "a-real-production-signing-secret-0123456789"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, text
 
-from models import taskqueue
+from core import taskqueue
 from models.tables import Asset, PendingDeletion, User
 from models.users import ensure_user
 from tests.web.uploading import queued, upload

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 
-from models.settings import DEV_PLACEHOLDER
+from core.settings import DEV_PLACEHOLDER
 from tests.conftest import build_services
 from tests.jwks_server import rsa_key
 from web.app import create_app

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
-from models import taskqueue
+from core import taskqueue
 from models.storage import make_storage
 from models.tables import Asset, User
 from tests.processes import BIN, ROOT, running, settings_env, wait_until

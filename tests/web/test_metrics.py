@@ -12,7 +12,7 @@ import requests
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from models import taskqueue
+from core import taskqueue
 from models.tables import Asset
 from models.users import ensure_user
 from tests.processes import BIN, ROOT, running, settings_env, wait_until

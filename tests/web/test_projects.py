@@ -12,8 +12,8 @@ from threading import Barrier
 import pytest
 from sqlalchemy import func, select, text
 
+from core.taskqueue import RENDER_PROJECT_THUMBNAIL
 from models.tables import Asset, PendingDeletion, Project
-from models.taskqueue import RENDER_PROJECT_THUMBNAIL
 from models.users import ensure_user
 from tests.queues import take
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from models import taskqueue
+from core import taskqueue
 from tests.queues import take
 from tests.web.uploading import upload
 from tests.workers.media.hostile_media import good_jpeg

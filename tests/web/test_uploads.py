@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from models import taskqueue
+from core import taskqueue
 from models.errors import StorageError
 from models.plans import MIB
 from models.storage import make_storage

@@ -9,7 +9,7 @@ import pytest
 from celery import Celery
 from sqlalchemy import text
 
-from models import taskqueue
+from core import taskqueue
 from tests.processes import running, settings_env, wait_until, worker_app_facts, worker_command
 
 pytestmark = pytest.mark.e2e

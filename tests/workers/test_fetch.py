@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from models.netguard import FetchRefused
+from core.netguard import FetchRefused
 from tests.workers.remote_files import IMAGE, remote_files
 from workers.fetch import FetchPolicy, download
 
@@ -48,7 +48,7 @@ def test_the_connection_goes_to_the_vetted_address_and_dns_is_not_asked_again(se
         address = "127.0.0.1" if len(calls) == 1 else "169.254.169.254"
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
-    monkeypatch.setattr("models.netguard.socket.getaddrinfo", rebinding_resolver)
+    monkeypatch.setattr("core.netguard.socket.getaddrinfo", rebinding_resolver)
     port = server.server_address[1]
     out = io.BytesIO()
 

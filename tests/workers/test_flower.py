@@ -11,7 +11,7 @@ import requests
 from honcho.environ import parse_procfile
 from sqlalchemy import text
 
-from models import taskqueue
+from core import taskqueue
 from tests.processes import ROOT, running, settings_env, wait_until, worker_command
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from models import taskqueue
+from core import taskqueue
 from models.tables import User
 from models.users import ensure_user
 from workers.generation_tasks import reset_generation_cycles

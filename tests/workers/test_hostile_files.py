@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from models import taskqueue
+from core import taskqueue
 from models.storage import make_storage
 from models.tables import Asset
 from tests.processes import running, settings_env, wait_until, worker_command

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from models import taskqueue
+from core import taskqueue
 from tests.workers.media.hostile_media import alpha_png, good_jpeg, oriented_jpeg, small_mp4
 from tests.workers.rendition_support import add_asset, asset, open_webp, rendition_keys
 from workers.images import make_image_renditions

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from models import taskqueue
+from core import taskqueue
 from models.assets import create_import, delete_asset
 from models.storage import make_storage
 from models.storage.keys import user_originals_prefix

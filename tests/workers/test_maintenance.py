@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import sessionmaker
 
-from models import taskqueue
+from core import taskqueue
 from models.maintenance import RECONCILE_LOCK
 from models.storage.keys import original_key, rendition_key
 from models.tables import Asset, PendingDeletion, User

@@ -12,10 +12,10 @@ from PIL import Image
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.taskqueue import RENDER_PROJECT_THUMBNAIL
 from models.storage import make_storage
 from models.storage.keys import project_thumbnail_key, rendition_key
 from models.tables import Asset, PendingDeletion, Project
-from models.taskqueue import RENDER_PROJECT_THUMBNAIL
 from models.users import ensure_user
 from tests.processes import running, settings_env, wait_until, worker_command
 from workers import projects as task_module

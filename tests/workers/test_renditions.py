@@ -9,7 +9,8 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy import update
 
-from models import taskqueue
+from core import taskqueue
+from core.settings import media_limits
 from models.assets import delete_asset
 from models.errors import ObjectMissing, StorageError
 from models.storage.keys import rendition_key
@@ -18,7 +19,6 @@ from tests.processes import worker_app_facts
 from tests.workers.rendition_support import add_asset, asset, rendition_keys, storage_used
 from workers.images import make_image_renditions
 from workers.media.errors import MediaRejected
-from workers.media.limits import media_limits
 from workers.renditions import TRANSIENT_RETRIES, Outcome, process
 
 THUMBNAIL = b"RIFF-thumbnail-bytes"

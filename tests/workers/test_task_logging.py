@@ -10,7 +10,7 @@ import pytest
 import structlog
 from sqlalchemy import text
 
-from models import taskqueue
+from core import taskqueue
 from models.assets import create_import
 from models.storage import make_storage
 from models.users import ensure_user

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from models import taskqueue
+from core import taskqueue
 from tests.processes import running, settings_env, wait_until, worker_command
 from workers import metrics
 

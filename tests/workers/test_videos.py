@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models import taskqueue
+from core import taskqueue
 from tests.workers.media.hostile_media import good_jpeg, rotated_mp4, small_mp4
 from tests.workers.rendition_support import add_asset, asset, open_webp, rendition_keys
 from workers.videos import make_video_renditions

@@ -15,7 +15,7 @@ AssetType = Literal["image", "video"]
 
 
 class GenerationMetadata(Body):
-    """What the canvas records about how a piece of media was generated (SPEC §3); all optional."""
+    """What the canvas records about how a piece of media was generated (docs/api.md); all optional."""
 
     provider: Short | None = None
     variation_type: Short | None = None

@@ -7,10 +7,11 @@ from typing import Any
 from flask import Blueprint, request
 from spectree import Response
 
-from models import taskqueue
+from core import taskqueue
+from core.netguard import check_literal_host, parse_target
+from core.settings import media_limits
 from models.assets import RENDITION_TASKS, create_import, delete_asset, get_owned_asset, list_assets
 from models.errors import BadRequest
-from models.netguard import check_literal_host, parse_target
 from models.plans import get_plan
 from models.tables import Asset
 from models.users import ensure_user
@@ -23,7 +24,6 @@ from web.schemas import dump, epoch_ms
 from web.schemas.assets import AssetOut, AssetPage, AssetUrls, GenerationMetadata, ImportIn, ListQuery
 from web.services import services
 from web.uploads import inspect_upload, parse_fields, receive_upload, store_upload
-from workers.media.limits import media_limits
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
 WEBP = "image/webp"
@@ -70,7 +70,7 @@ def _refuse_bad_query(_req: Any, _resp: Any, error: Exception | None, *_: Any) -
         raise BadRequest("The query parameters are not valid.", errors=errors)
 
 
-# The `upload` rate-limit class (SPEC §5) wraps validation too, so it is counted before any byte
+# The `upload` rate-limit class (docs/api.md) wraps validation too, so it is counted before any byte
 # of the body is read.
 @bp.post("")
 @rate_limited("upload")

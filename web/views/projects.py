@@ -6,12 +6,12 @@ import structlog
 from flask import Blueprint, request
 from spectree import Response
 
+from core.taskqueue import RENDER_PROJECT_THUMBNAIL
 from models import projects
 from models.canvas import CanvasState, parse_canvas_state
 from models.errors import BadRequest, PayloadTooLarge
 from models.projects import etag
 from models.tables import Project
-from models.taskqueue import RENDER_PROJECT_THUMBNAIL
 from models.users import ensure_user
 from web.auth import current_identity
 from web.db import db
@@ -36,7 +36,7 @@ MAX_REVISION = 2**31 - 1
 
 
 def _bad_query(_req, _resp, error, *_rest) -> None:
-    # A bad page size or cursor is a 400 (SPEC §4), not a body validation failure.
+    # A bad page size or cursor is a 400 (docs/api.md), not a body validation failure.
     if error is not None:
         raise BadRequest("`limit` must be 1-100 and `cursor` one this API handed out.")
 

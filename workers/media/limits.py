@@ -1,13 +1,11 @@
-"""Bounds on what the media functions will decode, probe or run (SPEC §4), passed in by the caller."""
+"""Bounds on what the media functions will decode, probe or run (docs/media.md), passed in by the caller."""
 
 from dataclasses import dataclass
-
-from models.settings import Settings
 
 
 @dataclass(frozen=True)
 class MediaLimits:
-    """Per-call limits; the defaults are SPEC §4's."""
+    """Per-call limits; the defaults are the documented ones (docs/media.md)."""
 
     # Width and height must each be 1..max_dimension (images and video frames).
     max_dimension: int = 10_000
@@ -22,12 +20,3 @@ class MediaLimits:
     # RLIMIT_AS and RLIMIT_CPU for every ffmpeg/ffprobe child.
     child_memory_bytes: int = 1_536 * 1024 * 1024
     child_cpu_seconds: int = 120
-
-
-def media_limits(settings: Settings) -> MediaLimits:
-    """SPEC §4's bounds as this deployment configures them."""
-    return MediaLimits(
-        max_dimension=settings.max_dimension,
-        max_pixels=settings.max_image_pixels,
-        max_video_seconds=settings.max_video_seconds,
-    )

@@ -60,7 +60,7 @@ VIDEO_DEMUXERS = frozenset(t.demuxer for t in (MP4, QUICKTIME, WEBM, MPEG_PS, MP
 
 
 def sniff(head: bytes) -> SniffedType | None:
-    """The accepted type (SPEC §4 allow-list) the leading bytes prove, or None; empty input is None."""
+    """The accepted type (docs/media.md) the leading bytes prove, or None; empty input is None."""
     if head.startswith(b"\xff\xd8\xff"):
         return JPEG
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -116,7 +116,7 @@ def _iso_bmff(head: bytes) -> SniffedType | None:
 
 
 def check_dimensions(width: int, height: int, limits: MediaLimits) -> None:
-    """Refuse sizes outside SPEC §4: each side first (the user can act on it), then the pixel count."""
+    """Refuse sizes outside the limits: each side first (the user can act on it), then the pixel count."""
     if width < 1 or height < 1:
         raise MediaRejected("corrupt", f"{width}x{height} has no pixels")
     if width > limits.max_dimension or height > limits.max_dimension:

@@ -65,7 +65,7 @@ def probe_command(path: str, sniffed: SniffedType) -> list[str]:
 
 
 def probe_video(path: str, sniffed: SniffedType, limits: MediaLimits) -> VideoInfo:
-    """Duration, display size, codec, frame rate and rotation, refusing what breaks SPEC §4."""
+    """Duration, display size, codec, frame rate and rotation, refusing what breaks the documented limits."""
     argv = probe_command(path, sniffed)
     _require_content(path)
     completed = run_limited(argv, limits, limits.probe_timeout_seconds)

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.settings import Settings
+from core.settings import Settings
 from models.storage import Storage
 from models.storage.local import LocalStorage
 from models.storage.s3 import S3Storage

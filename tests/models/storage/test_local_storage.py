@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from models.errors import StorageError
-from models.settings import Settings
 from models.storage import make_storage
 from models.storage.local import LocalStorage
 from models.storage.signing import DownloadSigner

@@ -11,8 +11,8 @@ import requests
 from botocore.response import StreamingBody
 from urllib3.exceptions import ProtocolError
 
+from core.settings import Settings
 from models.errors import ObjectMissing, StorageError
-from models.settings import Settings
 from models.storage import make_storage
 from models.storage.s3 import S3Storage, _Body
 

@@ -251,7 +251,7 @@ def audio_only_mp4(directory: Path) -> Path:
 
 
 def long_video(directory: Path, seconds: int = 7300) -> Path:
-    """A 16x16, 1 fps H.264 video longer than SPEC §4's 7,200 s (about 100 KB, well under a second)."""
+    """A 16x16, 1 fps H.264 video longer than the 7,200 s limit (about 100 KB, well under a second)."""
     path = Path(directory) / f"long-{seconds}s.mp4"
     _ffmpeg(
         "-f", "lavfi", "-i", f"color=c=black:s=16x16:r=1:d={seconds}",

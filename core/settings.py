@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models.plans import TIER_ALIASES
 from models.ratelimit_classes import ALL_PLANS
+from workers.media.limits import MediaLimits
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
@@ -22,7 +23,7 @@ ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?
 
 
 class Settings(BaseSettings):
-    """Every knob of the service; names are part of the interface (SPEC §10)."""
+    """Every knob of the service; names are part of the interface (docs/deploying.md)."""
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", frozen=True)
 
@@ -163,3 +164,12 @@ class Settings(BaseSettings):
 def generate_secret() -> str:
     """A fresh random secret for development stacks."""
     return secrets.token_urlsafe(32)
+
+
+def media_limits(settings: Settings) -> MediaLimits:
+    """The media bounds this deployment configures, as the plain values media functions take."""
+    return MediaLimits(
+        max_dimension=settings.max_dimension,
+        max_pixels=settings.max_image_pixels,
+        max_video_seconds=settings.max_video_seconds,
+    )

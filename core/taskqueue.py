@@ -1,7 +1,8 @@
 """Celery configuration shared by both edges, and the one way to send a task by its stable name.
 
-The API builds a client-only Celery app from this module, so it never imports worker code,
-Pillow or ffmpeg; a task's name and JSON arguments are the contract between the two edges.
+The API builds a client-only Celery app from this module, so it never imports task modules or runs
+ffmpeg (it uses only the cheap sniffing parts of workers.media); a task's name and JSON arguments are the
+contract between the two edges.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
-from models.settings import Settings
+from core.settings import Settings
 
 QUEUES = ("images", "videos", "maintenance")
 
@@ -99,3 +100,21 @@ def send(
         expires=expires,
         retry_policy=SEND_RETRY_POLICY,
     )
+
+
+# Kombu's Redis transport keeps one list per priority step; priority 0 is the bare queue name.
+_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+
+
+def queue_depths(broker: Any, key_prefix: str = "") -> dict[str, int]:
+    """Messages waiting (not yet taken by a worker) in each Celery queue on a Redis broker.
+
+    With `global_keyprefix` the transport stores a queue's list at `<prefix><queue>`.
+    """
+    with broker.pipeline(transaction=False) as pipe:
+        for queue in QUEUES:
+            for suffix in _PRIORITY_SUFFIXES:
+                pipe.llen(f"{key_prefix}{queue}{suffix}")
+        lengths = pipe.execute()
+    step = len(_PRIORITY_SUFFIXES)
+    return {queue: sum(lengths[i * step : (i + 1) * step]) for i, queue in enumerate(QUEUES)}

@@ -7,7 +7,7 @@ import sys
 
 import structlog
 
-from models.settings import Settings
+from core.settings import Settings
 
 
 def configure_logging(settings: Settings) -> None:

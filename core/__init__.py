@@ -1,0 +1,1 @@
+"""Plumbing shared by every edge: settings, logging, the task queue contract and the network guard."""

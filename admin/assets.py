@@ -10,7 +10,7 @@ from tqdm import tqdm
 from admin.common import open_sessions
 from core import taskqueue
 from core.settings import Settings
-from models.failed_assets import failed_assets, reset_failed_assets
+from models.asset_lifecycle import failed_assets, reset_failed
 
 
 @click.group("assets")
@@ -52,7 +52,7 @@ def requeue(settings: Settings, asset_ids: tuple[str, ...], all_failed: bool) ->
         except ValueError:
             raise click.BadParameter(f"{asset_id!r} is not an asset id", param_hint="ASSET_IDS") from None
     with open_sessions(settings) as sessions, sessions.begin() as session:
-        reset = reset_failed_assets(session, None if all_failed else list(asset_ids))
+        reset = reset_failed(session, None if all_failed else list(asset_ids))
     client = taskqueue.make_client(settings)
     # Sent only after the commit above, so a worker never finds the row still failed.
     for asset_id, task_name in tqdm(reset, desc="re-queue", unit="asset", disable=not reset):

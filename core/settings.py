@@ -82,7 +82,8 @@ class Settings(BaseSettings):
     import_allow_loopback: bool = False
     import_timeout_seconds: float = 30.0
     stuck_asset_minutes: int = 15
-    max_processing_attempts: int = 3
+    # Every claim of an asset (first run, retry, redelivery after a crash) is one attempt of this budget.
+    max_processing_attempts: int = 6
     abandoned_upload_grace_minutes: int = 60
     project_thumbnail_debounce_seconds: float = 5.0
 

@@ -1,4 +1,6 @@
-"""Assets: create with a quota reservation, load-or-404, list by cursor, delete, reconcile and purge."""
+"""Assets as users see them: load-or-404, list by cursor, delete; and storage bookkeeping (reconcile, purge).
+
+Their lifecycle (creation, rendering, imports) is models.asset_lifecycle."""
 
 from __future__ import annotations
 
@@ -13,16 +15,14 @@ import structlog
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from core import taskqueue
 from models.errors import BadRequest, NotFound, StorageError
-from models.quota import release_storage, reserve_storage
+from models.quota import release_storage
+from models.renditions import object_keys
 from models.storage.base import Storage
-from models.storage.keys import original_key
 from models.tables import Asset, PendingDeletion, User
 
 log = structlog.get_logger(__name__)
 
-RENDITION_TASKS = {"image": taskqueue.MAKE_IMAGE_RENDITIONS, "video": taskqueue.MAKE_VIDEO_RENDITIONS}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # File extensions of originals by sniffed type; keys carry them so downloads open in the right app.
 EXTENSIONS = {
@@ -39,71 +39,10 @@ EXTENSIONS = {
     "video/mp2t": "ts",
     "video/x-msvideo": "avi",
 }
-IMPORT_PLACEHOLDER_MIME = "application/octet-stream"
 
 
 def extension_for(mime_type: str) -> str:
     return EXTENSIONS.get(mime_type, "bin")
-
-
-def create_asset(
-    session: Session,
-    *,
-    asset_id: uuid.UUID,
-    user_id: str,
-    asset_type: str,
-    storage_key: str,
-    mime_type: str,
-    size_bytes: int,
-    generation: dict[str, Any],
-    original_url: str | None = None,
-) -> Asset:
-    """Reserve `size_bytes` of the user's quota and insert the pending asset, in the caller's transaction."""
-    if size_bytes:
-        reserve_storage(session, user_id, size_bytes)
-    asset = Asset(
-        id=asset_id,
-        user_id=user_id,
-        type=asset_type,
-        storage_key=storage_key,
-        mime_type=mime_type,
-        size_bytes=size_bytes,
-        generation=generation,
-        original_url=original_url,
-        status="pending",
-    )
-    session.add(asset)
-    session.flush()
-    return asset
-
-
-def create_import(
-    session: Session, *, user_id: str, asset_type: str, source_url: str, generation: dict[str, Any]
-) -> Asset:
-    """A pending asset with no bytes yet; the import task downloads, charges and points it at its original."""
-    asset_id = uuid.uuid4()
-    return create_asset(
-        session,
-        asset_id=asset_id,
-        user_id=user_id,
-        asset_type=asset_type,
-        storage_key=original_key(user_id, asset_id, "bin"),
-        mime_type=IMPORT_PLACEHOLDER_MIME,
-        size_bytes=0,
-        generation=generation,
-        original_url=source_url,
-    )
-
-
-def record_imported_original(
-    session: Session, asset: Asset, *, storage_key: str, mime_type: str, size_bytes: int
-) -> None:
-    """Charge the user for an imported original and point the row at it (both or neither)."""
-    reserve_storage(session, asset.user_id, size_bytes)
-    asset.storage_key, asset.mime_type, asset.size_bytes = storage_key, mime_type, size_bytes
-    # Attempts counted downloads so far; rendering the stored original starts with its full budget.
-    asset.attempts = 0
-    session.flush()
 
 
 def get_owned_asset(session: Session, user_id: str, asset_id: str, *, for_update: bool = False) -> Asset:
@@ -117,12 +56,6 @@ def get_owned_asset(session: Session, user_id: str, asset_id: str, *, for_update
     if asset is None:
         raise NotFound("Asset not found.")
     return asset
-
-
-def object_keys(asset: Asset) -> list[str]:
-    """Every storage object the asset owns: its original and each rendition."""
-    keys = (asset.storage_key, asset.thumbnail_key, asset.preview_key, asset.poster_key)
-    return [key for key in keys if key]
 
 
 def delete_asset(session: Session, user_id: str, asset_id: str) -> None:

@@ -1,8 +1,7 @@
-"""Self-healing: re-queue assets whose processing stalled, and remove objects no row owns.
+"""Self-healing storage: remove objects no row owns.
 
-Both are safe when two beat schedulers fire at once: stalled rows are claimed with
-`FOR UPDATE SKIP LOCKED`, and the sweep (like usage reconciliation) runs only under a
-transaction-scoped advisory lock.
+Safe when two beat schedulers fire at once: the sweep (like usage reconciliation) runs only under a
+transaction-scoped advisory lock. Stalled assets are handed back by models.asset_lifecycle.requeue_stuck.
 """
 
 from __future__ import annotations
@@ -11,75 +10,21 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
 
-from sqlalchemy import func, select, text, union, update
+from sqlalchemy import select, text, union
 from sqlalchemy.orm import Session
 
-from core.taskqueue import LONGEST_TASK_SECONDS
+from models.asset_lifecycle import UNFINISHED
+from models.renditions import KEY_COLUMNS
 from models.storage import Storage
 from models.storage.keys import ORIGINALS_PREFIX, PROJECTS_PREFIX, RENDITIONS_PREFIX
 from models.tables import Asset, Project
 
-ABANDONED_ERROR = "processing-abandoned"
-UNFINISHED = ("pending", "processing")
 # pg advisory lock ids of the jobs that must not run twice at once (beat started twice, or the CLI).
 SWEEP_LOCK = 7283101
 RECONCILE_LOCK = 7283102
 SWEPT_PREFIXES = (ORIGINALS_PREFIX, RENDITIONS_PREFIX, PROJECTS_PREFIX)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-# The `requeued` group of imports whose download never completed: they go back to the import task.
-IMPORT_GROUP = "import"
-
-
-class Requeued(NamedTuple):
-    """Asset ids sent back to their queue (by asset type, or IMPORT_GROUP) and ids given up on as failed."""
-
-    requeued: dict[str, list[str]]
-    failed: list[str]
-
-
-def requeue_stuck_assets(
-    session: Session, older_than: timedelta, max_attempts: int, limit: int = 500
-) -> Requeued:
-    """Reset assets unfinished for longer than `older_than` to pending, or fail them past `max_attempts`.
-
-    The caller commits, then sends one rendition task per re-queued id. Workers count attempts when
-    they claim an asset, so an input that kills its worker every time ends failed, not in a loop.
-    """
-    if older_than.total_seconds() <= LONGEST_TASK_SECONDS:
-        raise ValueError("older_than must exceed the longest task time limit, or live work is re-queued")
-    cutoff = datetime.now(UTC) - older_than
-    rows = session.execute(
-        select(Asset.id, Asset.type, Asset.attempts, Asset.size_bytes, Asset.original_url)
-        .where(Asset.status.in_(UNFINISHED), Asset.updated_at < cutoff)
-        .order_by(Asset.updated_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    failed = [row.id for row in rows if row.attempts >= max_attempts]
-    retried = [row for row in rows if row.attempts < max_attempts]
-    if failed:
-        session.execute(
-            update(Asset)
-            .where(Asset.id.in_(failed))
-            .values(status="failed", error=ABANDONED_ERROR, updated_at=func.now())
-        )
-    if retried:
-        # Touching updated_at restarts the clock, so the next run leaves them alone while they wait.
-        session.execute(
-            update(Asset)
-            .where(Asset.id.in_([row.id for row in retried]))
-            .values(status="pending", updated_at=func.now())
-        )
-    by_type: dict[str, list[str]] = {}
-    for row in retried:
-        # An import with no bytes yet has no original to render: it needs its download again.
-        group = IMPORT_GROUP if row.original_url and not row.size_bytes else row.type
-        by_type.setdefault(group, []).append(str(row.id))
-    return Requeued(by_type, [str(asset_id) for asset_id in failed])
 
 
 def try_sweep_lock(session: Session) -> bool:
@@ -129,9 +74,8 @@ def delete_abandoned_objects(
 def _owned_keys(session: Session, keys: list[str]) -> set[str]:
     ids = {key: _owner_id(key) for key in keys}
     owner_ids = {owner for owner in ids.values() if owner is not None}
-    asset_keys = [Asset.storage_key, Asset.thumbnail_key, Asset.preview_key, Asset.poster_key]
     referenced = union(
-        *(select(column.label("key")).where(column.in_(keys)) for column in asset_keys),
+        *(select(column.label("key")).where(column.in_(keys)) for column in KEY_COLUMNS),
         select(Project.thumbnail_key.label("key")).where(Project.thumbnail_key.in_(keys)),
     )
     owned = set(session.scalars(select(referenced.subquery().c.key)))

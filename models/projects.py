@@ -145,7 +145,7 @@ def _check_asset_ownership(session: Session, user_id: str, state: CanvasState) -
     referenced = state.asset_ids()
     if not referenced:
         return
-    ids = [parsed for value in referenced if (parsed := _uuid_or_none(value)) is not None]
+    ids = [parsed for value in referenced if (parsed := asset_uuid(value)) is not None]
     owned = dict(
         session.execute(
             select(Asset.id, Asset.type).where(
@@ -156,7 +156,7 @@ def _check_asset_ownership(session: Session, user_id: str, state: CanvasState) -
     for index, element in enumerate(state.elements):
         if element.assetId is None:
             continue
-        asset_type = owned.get(_uuid_or_none(element.assetId))
+        asset_type = owned.get(asset_uuid(element.assetId))
         if asset_type is None or (element.assetType is not None and element.assetType != asset_type):
             raise ValidationFailed(
                 f"Element {element.id!r} references an asset that is not one of yours.",
@@ -167,21 +167,18 @@ def _check_asset_ownership(session: Session, user_id: str, state: CanvasState) -
 
 
 def asset_thumbnail_keys(session: Session, user_id: str, state: dict) -> dict[str, str]:
-    """{assetId: thumbnail or poster key} for the user's assets the canvas references."""
-    ids = {
-        parsed
-        for element in state.get("elements", [])
-        if (parsed := _uuid_or_none(element.get("assetId"))) is not None
-    }
+    """{assetId: thumbnail key} of the user's assets the canvas references (a video's is its poster)."""
+    ids = {parsed for element in state.get("elements", []) if (parsed := asset_uuid(element.get("assetId")))}
     if not ids:
         return {}
     rows = session.execute(
-        select(Asset.id, Asset.type, Asset.thumbnail_key, Asset.poster_key).where(
-            Asset.id == any_(bindparam("asset_ids", list(ids), type_=ARRAY(Uuid))), Asset.user_id == user_id
+        select(Asset.id, Asset.thumbnail_key).where(
+            Asset.id == any_(bindparam("asset_ids", list(ids), type_=ARRAY(Uuid))),
+            Asset.user_id == user_id,
+            Asset.thumbnail_key.is_not(None),
         )
     )
-    keys = {str(row.id): row.poster_key if row.type == "video" else row.thumbnail_key for row in rows}
-    return {asset_id: key for asset_id, key in keys.items() if key}
+    return {str(row.id): row.thumbnail_key for row in rows}
 
 
 def rename_project(session: Session, user_id: str, project_id: str, name: str) -> Project:
@@ -211,7 +208,8 @@ def etag(revision: int) -> str:
     return f'"{revision}"'
 
 
-def _uuid_or_none(value: object) -> uuid.UUID | None:
+def asset_uuid(value: object) -> uuid.UUID | None:
+    """An element's `assetId` as a UUID, or None when it names no asset we could hold."""
     try:
         return uuid.UUID(value) if isinstance(value, str) else None
     except ValueError:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models.tables import ASSET_STATUSES, Asset, Plan, User
+from models.asset_lifecycle import Status
+from models.tables import Asset, Plan, User
 
 
 def asset_counts_by_status(session: Session) -> dict[str, int]:
     """How many assets are in each status (every known status present, zero when none)."""
-    counts = dict.fromkeys(ASSET_STATUSES, 0)
+    counts = dict.fromkeys(map(str, Status), 0)
     rows = session.execute(select(Asset.status, func.count()).group_by(Asset.status))
     counts.update({status: count for status, count in rows})
     return counts

@@ -30,8 +30,6 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-ASSET_STATUSES = ("pending", "processing", "ready", "failed")
-
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)

@@ -10,6 +10,9 @@ from flask import g, request
 
 from core.settings import DEV_PLACEHOLDER, Settings
 from models.errors import Unauthorized
+from models.tables import User
+from models.users import ensure_user
+from web.db import db
 from web.jwks import JwksCache, JwksUnavailable
 
 DEV_ISSUER = "iskra-dev"
@@ -122,6 +125,12 @@ def bearer_token() -> str | None:
     """The request's bearer token, if it carries one."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def signed_in_user() -> User:
+    """The caller's user row, created on first sight with its first project (in the view's transaction)."""
+    identity = current_identity()
+    return ensure_user(db(), identity.user_id, identity.email)
 
 
 def current_identity() -> Identity:

@@ -8,7 +8,7 @@ import structlog
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
-from models.errors import DomainError
+from models.errors import DomainError, ServiceUnavailable, StorageError
 
 PROBLEM_TYPE = "application/problem+json"
 log = structlog.get_logger(__name__)
@@ -39,6 +39,14 @@ def register_error_handlers(app: Flask) -> None:
         response = problem(error.status, error.type, error.title, error.detail, **error.extra)
         response.headers.update(error.headers)
         return response
+
+    @app.errorhandler(StorageError)
+    def _storage(error: StorageError) -> Response:
+        # Refusals never reach here (they are DomainErrors): this is the backend failing. Retrying is safe.
+        log.warning("storage_unavailable", error=str(error))
+        return problem(
+            503, ServiceUnavailable.type, ServiceUnavailable.title, "Storage is unavailable; try again."
+        )
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:

@@ -8,7 +8,7 @@ from flask import Flask, jsonify, request
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.models import SecureType
 
-from models.errors import ValidationFailed
+from models.errors import BadRequest, ValidationFailed
 
 
 def _refuse_invalid(_req: Any, _resp: Any, error: Exception | None, _instance: Any, *_rest: Any) -> None:
@@ -27,6 +27,13 @@ def _validated_a_body() -> bool:
         return False
     # spectree has already read (and Flask cached) a JSON body; any other body is judged by its length.
     return bool(request.get_data(cache=True)) if request.is_json else bool(request.content_length)
+
+
+def refuse_bad_query(_req: Any, _resp: Any, error: Exception | None, *_rest: Any) -> None:
+    """A query that does not match its schema is a 400 (a bad page size or cursor), not a body failure."""
+    if error is not None:
+        errors = getattr(error, "errors", lambda **_: [])(include_url=False, include_context=False)
+        raise BadRequest("The query parameters are not valid.", errors=errors)
 
 
 api = SpecTree(

@@ -41,6 +41,14 @@ class Services:
 
         return RateLimiter(self.redis, self.settings)
 
+    def signed_url(self, key: str | None, content_type: str) -> str | None:
+        """A download URL for `key` that the storage backend signs, valid for SIGNED_URL_TTL_SECONDS."""
+        if key is None:
+            return None
+        return self.storage.url(
+            key, expires_in=self.settings.signed_url_ttl_seconds, content_type=content_type
+        )
+
 
 def services() -> Services:
     """The current app's services."""

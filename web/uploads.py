@@ -1,57 +1,38 @@
-"""Receiving an upload: stream the body to a bounded spool, sniff it, store it, then charge the quota.
+"""Receiving an upload: stream the body to a bounded spool, and say what refused media means over HTTP.
 
-Order, and why:
-1. Content-Length is checked before a byte is read; without it the spool counts bytes as they arrive
-   and refuses the moment the plan's per-file limit is passed. Nothing is stored yet.
-2. Type (magic bytes) and, for images, header dimensions are checked on the spool: refusals cost no
-   storage. A read-only quota check refuses uploads that clearly cannot fit before they are stored.
-3. The object is put *before* the transaction, because holding the user's row lock (and a pooled
-   connection) across a multi-second upload would serialize that user's uploads and starve the pool.
-4. One transaction reserves the bytes (the atomic UPDATE in models.quota) and inserts the row; if it
-   refuses or fails, the object is deleted. A crash between 3 and 4 leaves only an object with no row:
-   invisible, charged to no one, and removed by the abandoned-upload sweep. The reverse order (commit,
-   then put) could leave a charged row pointing at nothing.
+Content-Length is checked before a byte is read; without it the spool counts bytes as they arrive and
+refuses the moment the plan's per-file limit is passed. Nothing is stored until the bytes are vetted
+(workers.media.vet) and stored through models.storage.staging.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from tempfile import SpooledTemporaryFile
 from typing import Any, BinaryIO
 
-import structlog
 from flask import request
 from pydantic import ValidationError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
-from models.assets import create_asset, extension_for
 from models.errors import (
     BadRequest,
+    DomainError,
     InvalidMedia,
     PayloadTooLarge,
-    ServiceUnavailable,
-    StorageError,
     UnsupportedMediaType,
     ValidationFailed,
 )
-from models.quota import check_room
-from models.storage.base import Storage
-from models.storage.keys import original_key
-from models.tables import Asset
-from web.db import db
 from web.schemas.assets import GenerationMetadata, UploadHints
-from web.services import services
 from workers.media.errors import MediaRejected
 from workers.media.limits import MediaLimits
-from workers.media.sniff import SNIFF_BYTES, SniffedType, check_dimensions, image_header_size, sniff
-
-log = structlog.get_logger(__name__)
+from workers.media.sniff import ACCEPTED_DESCRIPTION, SniffedType
+from workers.media.vet import vet
 
 # Up to this much of a file stays in memory; beyond it the spool is a temp file on disk.
 SPOOL_MEMORY_BYTES = 1024 * 1024
@@ -151,55 +132,16 @@ def parse_fields(form: MultiDict) -> dict[str, Any]:
     return metadata.model_dump(exclude_none=True)
 
 
-def inspect_upload(upload: ReceivedUpload, limits: MediaLimits) -> SniffedType:
-    """The type the magic bytes prove (415 otherwise); images also pass the limits by their header (422)."""
-    if upload.size == 0:
-        raise InvalidMedia("The file is empty.", code="empty")
-    upload.file.seek(0)
-    sniffed = sniff(upload.file.read(SNIFF_BYTES))
-    if sniffed is None:
-        raise UnsupportedMediaType("Accepted: JPEG, PNG, GIF, WebP, BMP, TIFF, MP4, MOV, WebM, MPEG, AVI.")
-    if sniffed.kind == "image":
-        try:
-            check_dimensions(*image_header_size(upload.file, sniffed), limits)
-        except MediaRejected as rejected:
-            raise InvalidMedia(rejected.detail or rejected.code, code=rejected.code) from None
-    upload.file.seek(0)
-    return sniffed
+def media_refusal(rejected: MediaRejected) -> DomainError:
+    """The HTTP refusal for media the intake refused: 415 for a type not accepted, 422 for the rest."""
+    if rejected.code == "unsupported-format":
+        return UnsupportedMediaType(f"Accepted: {ACCEPTED_DESCRIPTION}.")
+    return InvalidMedia(rejected.detail or rejected.code, code=rejected.code)
 
 
-def discard(storage: Storage, key: str) -> None:
-    """Best-effort removal of an object nothing will point at; the sweep catches what this misses."""
+def vetted(upload: ReceivedUpload, limits: MediaLimits) -> SniffedType:
+    """The upload's type as its bytes prove it, or the HTTP refusal (415, 422 with a `code`)."""
     try:
-        storage.delete(key)
-    except StorageError:
-        log.warning("orphan_object_left", storage_key=key, exc_info=True)
-
-
-def store_upload(user_id: str, upload: ReceivedUpload, sniffed: SniffedType, generation: dict) -> Asset:
-    """Put the original, then reserve quota and insert the row in one transaction; undo the put on failure."""
-    storage = services().storage
-    asset_id = uuid.uuid4()
-    key = original_key(user_id, asset_id, extension_for(sniffed.mime_type))
-    with db().begin():
-        check_room(db(), user_id, upload.size)
-    try:
-        storage.put(key, upload.file, content_type=sniffed.mime_type)
-    except StorageError as error:
-        discard(storage, key)
-        raise ServiceUnavailable("Storage is unavailable; try the upload again.") from error
-    try:
-        with db().begin():
-            return create_asset(
-                db(),
-                asset_id=asset_id,
-                user_id=user_id,
-                asset_type=sniffed.kind,
-                storage_key=key,
-                mime_type=sniffed.mime_type,
-                size_bytes=upload.size,
-                generation=generation,
-            )
-    except BaseException:
-        discard(storage, key)
-        raise
+        return vet(upload.file, limits)
+    except MediaRejected as rejected:
+        raise media_refusal(rejected) from None

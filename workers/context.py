@@ -1,16 +1,19 @@
-"""What a worker process holds: settings, a session factory and storage, built once per process."""
+"""What a worker process holds: settings, a session factory, storage and a task client, built once."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+from celery import Celery
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import taskqueue
 from core.settings import Settings
 from models.db import make_engine, make_sessionmaker
-from models.storage import make_storage
+from models.storage import Storage, make_storage
 
 
 @dataclass
@@ -18,8 +21,12 @@ class WorkerContext:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    storage: Any = None
-    celery: Any = None
+    storage: Storage | Any
+
+    @cached_property
+    def celery(self) -> Celery:
+        """A client for the follow-up tasks a task sends (made on first use)."""
+        return taskqueue.make_client(self.settings)
 
 
 _current: WorkerContext | None = None

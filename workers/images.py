@@ -9,33 +9,33 @@ from contextlib import contextmanager
 from typing import BinaryIO
 
 from core import taskqueue
+from models.asset_lifecycle import Claim
 from models.errors import StorageError
 from workers.context import WorkerContext
-from workers.media.images import make_image_renditions as render
+from workers.media.images import make_image_renditions
 from workers.media.limits import MediaLimits
-from workers.media.sniff import SNIFF_BYTES
-from workers.renditions import Claim, Outcome, process, rendition_task, sniffed_as
+from workers.policy import task
+from workers.renditions import Renditions, RenditionTask, recorded_type, render_asset
 
 # Originals are at most the plan's upload cap (25 MiB); smaller ones never touch the disk.
 SPOOL_BYTES = 8 * 1024 * 1024
 
 
-@rendition_task(taskqueue.MAKE_IMAGE_RENDITIONS, soft_time_limit=60, time_limit=90)
-def make_image_renditions(self, asset_id: str) -> str | None:
+@task(taskqueue.MAKE_IMAGE_RENDITIONS, soft_time_limit=60, time_limit=90, base=RenditionTask)
+def render_image_asset(asset_id: str) -> str | None:
     """Make an image asset's renditions and mark it ready, or failed with the reason."""
-    return process(asset_id, image_outcome, retries=self.request.retries)
+    return render_asset(asset_id, image_renditions)
 
 
-def image_outcome(context: WorkerContext, claim: Claim, limits: MediaLimits) -> Outcome:
+def image_renditions(context: WorkerContext, claim: Claim, limits: MediaLimits) -> Renditions:
     """Decode the original once, streamed from storage, into its renditions and measurements."""
+    sniffed = recorded_type(claim)
     with context.storage.open(claim.storage_key) as stream, seekable(stream) as source:
-        sniffed = sniffed_as(source.read(SNIFF_BYTES), "image")
-        source.seek(0)
-        made = render(source, sniffed, limits)
-    renditions = {"thumbnail": made.thumbnail}
+        made = make_image_renditions(source, sniffed, limits)
+    images = {"thumbnail": made.thumbnail}
     if made.preview is not None:
-        renditions["preview"] = made.preview
-    return Outcome(renditions, {"width": made.width, "height": made.height, "placeholder": made.placeholder})
+        images["preview"] = made.preview
+    return Renditions(images, {"width": made.width, "height": made.height, "placeholder": made.placeholder})
 
 
 @contextmanager

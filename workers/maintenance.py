@@ -7,25 +7,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from celery import Celery, shared_task
 from sqlalchemy import update
 
 from core import taskqueue
-from models.maintenance import IMPORT_GROUP, delete_abandoned_objects, requeue_stuck_assets, try_sweep_lock
-from models.storage import Storage, make_storage
+from models.asset_lifecycle import requeue_stuck
+from models.maintenance import delete_abandoned_objects, try_sweep_lock
 from models.tables import WorkerPing
-from workers.context import WorkerContext, current
+from workers.context import current
+from workers.policy import task
 from workers.task_logging import follow_up_headers
 
 log = structlog.get_logger(__name__)
-RENDITION_TASKS = {
-    "image": taskqueue.MAKE_IMAGE_RENDITIONS,
-    "video": taskqueue.MAKE_VIDEO_RENDITIONS,
-    IMPORT_GROUP: taskqueue.IMPORT_REMOTE_ASSET,
-}
 
 
-@shared_task(name=taskqueue.PING, soft_time_limit=10, time_limit=20)
+@task(taskqueue.PING, soft_time_limit=10, time_limit=20)
 def ping(ping_id: str) -> None:
     """Stamp a ping row done: proves broker, worker and database are wired together."""
     with current().sessions.begin() as session:
@@ -36,32 +31,29 @@ def ping(ping_id: str) -> None:
         )
 
 
-@shared_task(name=taskqueue.REQUEUE_STUCK_ASSETS, soft_time_limit=60, time_limit=90)
-def requeue_stuck(limit: int = 500) -> dict[str, int]:
+@task(taskqueue.REQUEUE_STUCK_ASSETS, soft_time_limit=60, time_limit=90)
+def requeue_stuck_assets(limit: int = 500) -> dict[str, int]:
     """Send stalled assets back to their rendition queue; fail those that used up their attempts."""
     context = current()
     settings = context.settings
     stuck_for = timedelta(minutes=settings.stuck_asset_minutes)
     with context.sessions.begin() as session:
-        outcome = requeue_stuck_assets(session, stuck_for, settings.max_processing_attempts, limit)
-    client = _client(context)
-    for asset_type, asset_ids in outcome.requeued.items():
-        for asset_id in asset_ids:
-            # Expiring at the next stall deadline: a queue nobody consumes does not pile up copies.
-            taskqueue.send(
-                client,
-                RENDITION_TASKS[asset_type],
-                asset_id,
-                headers=follow_up_headers(),
-                expires=stuck_for.total_seconds(),
-            )
-    requeued = sum(len(ids) for ids in outcome.requeued.values())
-    if requeued or outcome.failed:
-        log.warning("stuck_assets", requeued=outcome.requeued, failed=outcome.failed)
-    return {"requeued": requeued, "failed": len(outcome.failed)}
+        outcome = requeue_stuck(session, stuck_for, settings.max_processing_attempts, limit)
+    for asset_id, task_name in outcome.requeued:
+        # Expiring at the next stall deadline: a queue nobody consumes does not pile up copies.
+        taskqueue.send(
+            context.celery,
+            task_name,
+            asset_id,
+            headers=follow_up_headers(),
+            expires=stuck_for.total_seconds(),
+        )
+    if outcome.requeued or outcome.failed:
+        log.warning("stuck_assets", requeued=[i for i, _ in outcome.requeued], failed=outcome.failed)
+    return {"requeued": len(outcome.requeued), "failed": len(outcome.failed)}
 
 
-@shared_task(name=taskqueue.SWEEP_ABANDONED_UPLOADS, soft_time_limit=240, time_limit=270)
+@task(taskqueue.SWEEP_ABANDONED_UPLOADS, soft_time_limit=240, time_limit=270)
 def sweep_abandoned_uploads() -> int:
     """Delete stored objects that no row owns once they are older than the grace period."""
     context = current()
@@ -70,19 +62,7 @@ def sweep_abandoned_uploads() -> int:
         if not try_sweep_lock(session):
             log.info("sweep_skipped", reason="another sweep holds the lock")
             return 0
-        deleted = delete_abandoned_objects(session, _storage(context), grace)
+        deleted = delete_abandoned_objects(session, context.storage, grace)
     if deleted:
         log.warning("abandoned_objects_deleted", count=len(deleted), keys=deleted[:20])
     return len(deleted)
-
-
-def _client(context: WorkerContext) -> Celery:
-    if context.celery is None:
-        context.celery = taskqueue.make_client(context.settings)
-    return context.celery
-
-
-def _storage(context: WorkerContext) -> Storage:
-    if context.storage is None:
-        context.storage = make_storage(context.settings)
-    return context.storage

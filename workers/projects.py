@@ -4,48 +4,29 @@ from __future__ import annotations
 
 import io
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
-from celery import shared_task
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import Uuid, any_, bindparam, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session
 
 from core import taskqueue
-from models.errors import ObjectMissing, StorageError
+from models.errors import ObjectMissing
+from models.project_thumbnails import Snapshot, record_thumbnail, render_snapshot
+from models.projects import asset_uuid
 from models.storage.keys import project_thumbnail_key
-from models.tables import Asset, PendingDeletion, Project
 from workers.context import current
 from workers.media.canvas_render import Placed, parse_colour, render
+from workers.policy import task
 
 THUMBNAIL_SIZE = 400
 VISUAL_TYPES = ("image", "video")
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """What a render needs, read in one short transaction: the canvas and its assets' rendition keys."""
-
-    revision: int
-    canvas: dict[str, Any]
-    rendition_keys: dict[str, str]
-
-
-@shared_task(
-    name=taskqueue.RENDER_PROJECT_THUMBNAIL,
-    soft_time_limit=60,
-    time_limit=90,
-    autoretry_for=(StorageError,),
-    retry_backoff=True,
-    max_retries=3,
-)
+@task(taskqueue.RENDER_PROJECT_THUMBNAIL, soft_time_limit=60, time_limit=90)
 def render_project_thumbnail(project_id: str) -> None:
     """Render the project's current canvas unless its thumbnail is already of the current revision."""
     context, pid = current(), uuid.UUID(project_id)
     with context.sessions.begin() as session:
-        snapshot = _snapshot(session, pid)
+        snapshot = render_snapshot(session, pid)
     if snapshot is None:
         return
     elements = _placed_elements(snapshot, _AssetPictures(context.storage))
@@ -53,56 +34,10 @@ def render_project_thumbnail(project_id: str) -> None:
     key = project_thumbnail_key(pid, snapshot.revision)
     context.storage.put(key, io.BytesIO(webp), content_type="image/webp")
     with context.sessions.begin() as session:
-        recorded = _record(session, pid, snapshot.revision, key)
+        recorded = record_thumbnail(session, pid, snapshot.revision, key)
     if not recorded:
         # A save landed while rendering; its own scheduled render will draw the newer canvas.
         context.storage.delete(key)
-
-
-def _snapshot(session: Session, pid: uuid.UUID) -> Snapshot | None:
-    project = session.execute(
-        select(Project.user_id, Project.revision, Project.thumbnail_revision, Project.canvas_state).where(
-            Project.id == pid
-        )
-    ).one_or_none()
-    if project is None or project.thumbnail_revision == project.revision:
-        return None
-    ids = {
-        parsed
-        for element in project.canvas_state.get("elements", [])
-        if (parsed := _uuid_or_none(element.get("assetId"))) is not None
-    }
-    # Only the owner's assets are ever drawn, whatever the canvas names.
-    rows = session.execute(
-        select(Asset.id, Asset.type, Asset.thumbnail_key, Asset.poster_key).where(
-            Asset.id == any_(bindparam("ids", list(ids), type_=ARRAY(Uuid))), Asset.user_id == project.user_id
-        )
-    )
-    keys = {str(row.id): row.poster_key if row.type == "video" else row.thumbnail_key for row in rows}
-    return Snapshot(project.revision, project.canvas_state, {k: v for k, v in keys.items() if v})
-
-
-def _record(session: Session, pid: uuid.UUID, revision: int, key: str) -> bool:
-    """Point the project at `key` if it is still at `revision`; outbox the thumbnail it replaces.
-
-    True when the row references `key` afterwards, so the caller deletes the object only when it is not.
-    """
-    row = session.execute(
-        select(Project.revision, Project.thumbnail_key).where(Project.id == pid).with_for_update()
-    ).one_or_none()
-    if row is None:
-        return False
-    if row.thumbnail_key == key:
-        # A twin delivery of this render recorded the same key first (perhaps before a newer save).
-        return True
-    if row.revision != revision:
-        return False
-    session.execute(
-        update(Project).where(Project.id == pid).values(thumbnail_key=key, thumbnail_revision=revision)
-    )
-    if row.thumbnail_key:
-        session.add(PendingDeletion(storage_key=row.thumbnail_key))
-    return True
 
 
 class _AssetPictures:
@@ -137,7 +72,7 @@ def _placed_elements(snapshot: Snapshot, pictures: _AssetPictures) -> list[Place
     for element in snapshot.canvas.get("elements", []):
         if element.get("type") not in VISUAL_TYPES:
             continue
-        picture = pictures.get(snapshot.rendition_keys.get(str(_uuid_or_none(element.get("assetId")))))
+        picture = pictures.get(snapshot.thumbnail_keys.get(str(asset_uuid(element.get("assetId")))))
         width = element.get("width") or (picture.width if picture else None)
         height = element.get("height") or (picture.height if picture else None)
         if not width or not height:
@@ -155,10 +90,3 @@ def _placed_elements(snapshot: Snapshot, pictures: _AssetPictures) -> list[Place
             )
         )
     return placed
-
-
-def _uuid_or_none(value: object) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value) if isinstance(value, str) else None
-    except ValueError:
-        return None

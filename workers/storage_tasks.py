@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import structlog
-from celery import shared_task
 
 from core import taskqueue
 from models.assets import purge_pending_deletions, reconcile_storage_usage
 from models.maintenance import try_reconcile_lock
-from models.storage import make_storage
-from workers.context import WorkerContext, current
+from workers.context import current
+from workers.policy import task
 
 log = structlog.get_logger(__name__)
 PURGE_BATCH = 500
 
 
-def _storage(context: WorkerContext):
-    if context.storage is None:
-        context.storage = make_storage(context.settings)
-    return context.storage
-
-
-@shared_task(name=taskqueue.RECONCILE_STORAGE, soft_time_limit=240, time_limit=270)
+@task(taskqueue.RECONCILE_STORAGE, soft_time_limit=240, time_limit=270)
 def reconcile_storage() -> list[dict]:
     """Set each user's storage_used_bytes to the sum of their assets; report the drift fixed."""
     with current().sessions.begin() as session:
@@ -34,9 +27,9 @@ def reconcile_storage() -> list[dict]:
     return [drift.__dict__ for drift in fixed]
 
 
-@shared_task(name=taskqueue.PURGE_DELETED_OBJECTS, soft_time_limit=240, time_limit=270)
+@task(taskqueue.PURGE_DELETED_OBJECTS, soft_time_limit=240, time_limit=270)
 def purge_deleted_objects(limit: int = PURGE_BATCH) -> int:
     """Remove the objects of deleted assets from storage, one outboxed batch at a time."""
     context = current()
     with context.sessions.begin() as session:
-        return purge_pending_deletions(session, _storage(context), limit)
+        return purge_pending_deletions(session, context.storage, limit)

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from models.asset_lifecycle import create_upload
 from models.assets import (
-    create_asset,
     decode_cursor,
     delete_asset,
     encode_cursor,
@@ -29,7 +29,7 @@ from models.users import ensure_user
 def new_asset(session, user_id: str, size: int = 100) -> Asset:
     ensure_user(session, user_id)
     asset_id = uuid.uuid4()
-    return create_asset(
+    return create_upload(
         session,
         asset_id=asset_id,
         user_id=user_id,

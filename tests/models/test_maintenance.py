@@ -1,4 +1,4 @@
-"""Self-healing rules: stalled assets re-queued or failed, abandoned objects found, both safe to overlap."""
+"""Self-healing storage: abandoned objects found and removed, safe to overlap."""
 
 from __future__ import annotations
 
@@ -7,22 +7,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete, select, text, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
 
 from models.maintenance import (
-    ABANDONED_ERROR,
     RECONCILE_LOCK,
     SWEEP_LOCK,
     abandoned_objects,
     delete_abandoned_objects,
-    requeue_stuck_assets,
     try_reconcile_lock,
     try_sweep_lock,
 )
 from models.storage import make_storage
 from models.storage.keys import original_key, project_thumbnail_key, rendition_key
-from models.tables import Asset, Project, User
+from models.tables import Asset, Project
 from models.users import ensure_user
 
 STUCK = timedelta(minutes=15)
@@ -53,78 +51,6 @@ def _asset(
 def _status(session: Session, asset: Asset) -> tuple[str, str | None]:
     row = session.execute(select(Asset.status, Asset.error).where(Asset.id == asset.id)).one()
     return row.status, row.error
-
-
-def test_stalled_assets_go_back_to_pending_grouped_by_type(session):
-    image = _asset(session, "user_stuck", status="processing", age=timedelta(minutes=20), attempts=1)
-    video = _asset(session, "user_stuck", status="pending", age=timedelta(hours=2), type="video")
-
-    outcome = requeue_stuck_assets(session, STUCK, max_attempts=3)
-
-    assert outcome.requeued == {"image": [str(image.id)], "video": [str(video.id)]}
-    assert outcome.failed == []
-    assert _status(session, image) == ("pending", None)
-
-
-def test_requeued_assets_are_not_requeued_again_until_they_stall_again(session):
-    _asset(session, "user_stuck", status="pending", age=timedelta(minutes=20))
-
-    first = requeue_stuck_assets(session, STUCK, max_attempts=3)
-    second = requeue_stuck_assets(session, STUCK, max_attempts=3)
-
-    assert sum(map(len, first.requeued.values())) == 1
-    assert second.requeued == {} and second.failed == []
-
-
-def test_assets_that_used_their_attempts_end_failed_as_abandoned(session):
-    asset = _asset(session, "user_stuck", status="processing", age=timedelta(minutes=30), attempts=3)
-
-    outcome = requeue_stuck_assets(session, STUCK, max_attempts=3)
-
-    assert outcome.failed == [str(asset.id)] and outcome.requeued == {}
-    assert _status(session, asset) == ("failed", ABANDONED_ERROR)
-
-
-def test_recent_and_finished_assets_are_left_alone(session):
-    recent = _asset(session, "user_stuck", status="processing", age=timedelta(minutes=5))
-    ready = _asset(session, "user_stuck", status="ready", age=timedelta(days=3))
-    failed = _asset(session, "user_stuck", status="failed", age=timedelta(days=3), error="unsupported-format")
-
-    outcome = requeue_stuck_assets(session, STUCK, max_attempts=3)
-
-    assert outcome.requeued == {} and outcome.failed == []
-    assert _status(session, recent)[0] == "processing"
-    assert _status(session, ready)[0] == "ready"
-    assert _status(session, failed) == ("failed", "unsupported-format")
-
-
-def test_a_threshold_a_running_task_could_still_be_inside_is_refused(session):
-    with pytest.raises(ValueError, match="longest task"):
-        requeue_stuck_assets(session, timedelta(minutes=2), max_attempts=3)
-
-
-def test_two_overlapping_runs_never_requeue_the_same_asset(engine):
-    sessions = sessionmaker(engine, expire_on_commit=False)
-    with sessions.begin() as session:
-        ids = {
-            str(_asset(session, "user_overlap", status="pending", age=timedelta(hours=1)).id)
-            for _ in range(4)
-        }
-    try:
-        with sessions() as first, sessions() as second:
-            first.begin()
-            second.begin()
-            one = requeue_stuck_assets(first, STUCK, max_attempts=3, limit=2)
-            # The second run skips the rows the first holds and takes the rest.
-            two = requeue_stuck_assets(second, STUCK, max_attempts=3)
-            first.commit()
-            second.commit()
-        taken_first, taken_second = set(one.requeued["image"]), set(two.requeued["image"])
-        assert len(taken_first) == 2 and not taken_first & taken_second
-        assert taken_first | taken_second == ids
-    finally:
-        with engine.begin() as connection:
-            connection.execute(delete(User).where(User.user_id == "user_overlap"))
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from models.storage import Storage
 from models.storage.keys import original_key
 from models.tables import Asset, User
 from models.users import ensure_user
+from workers.media.sniff import SNIFF_BYTES, sniff
 
 
 def add_asset(
@@ -26,13 +27,18 @@ def add_asset(
     user_id: str = "user_media",
     **columns: Any,
 ) -> str:
-    """Store `data` as an original and insert its `pending` asset row, charged to the user; its id."""
+    """Store `data` as an original and insert its `pending` asset row, charged to the user; its id.
+
+    The row's MIME type is what intake would have recorded: the type the bytes sniff as.
+    """
     asset_id = uuid.uuid4()
     key = original_key(user_id, asset_id, ext)
     storage.put(key, io.BytesIO(data), content_type="application/octet-stream")
     with sessions.begin() as session:
         ensure_user(session, user_id).storage_used_bytes += len(data)
-        row = {"mime_type": "application/octet-stream", "status": "pending", **columns}
+        sniffed = sniff(data[:SNIFF_BYTES])
+        mime_type = sniffed.mime_type if sniffed else "application/octet-stream"
+        row = {"mime_type": mime_type, "status": "pending", **columns}
         session.add(
             Asset(id=asset_id, user_id=user_id, type=type, storage_key=key, size_bytes=len(data), **row)
         )

@@ -22,7 +22,7 @@ from models.tables import Asset
 from tests.processes import running, settings_env, wait_until, worker_command
 from tests.workers.rendition_support import add_asset, remove_committed
 from workers import context
-from workers.maintenance import requeue_stuck
+from workers.maintenance import requeue_stuck_assets
 
 pytestmark = pytest.mark.e2e
 USER = "user_fault"
@@ -116,11 +116,10 @@ def test_a_whole_worker_killed_mid_thumbnail_is_healed_by_the_stuck_asset_sweep_
     context.install(
         context.WorkerContext(
             settings=settings, engine=engine, sessions=sessions, storage=storage,
-            celery=taskqueue.make_client(settings),
         )
     )  # fmt: skip
     try:
-        assert requeue_stuck()["requeued"] >= 1
+        assert requeue_stuck_assets()["requeued"] >= 1
     finally:
         context._current = previous
 

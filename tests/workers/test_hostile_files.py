@@ -16,8 +16,8 @@ from models.tables import Asset
 from tests.processes import running, settings_env, wait_until, worker_command
 from tests.workers.media import hostile_media as media
 from tests.workers.rendition_support import add_asset, asset, open_webp, remove_committed, rendition_keys
-from workers.images import make_image_renditions
-from workers.videos import make_video_renditions
+from workers.images import render_image_asset
+from workers.videos import render_video_asset
 
 
 def _file(make: Callable[[Path], Path]) -> Callable[[Path], bytes]:
@@ -44,7 +44,7 @@ HOSTILE = [
     ("gif-with-12000-frames", "image", "gif", _bytes(media.too_many_frames_gif), "too-many-frames"),
     ("malformed-exif", "image", "jpg", _bytes(media.malformed_exif_jpeg), "corrupt"),
 ]  # fmt: skip
-TASKS = {"image": make_image_renditions, "video": make_video_renditions}
+TASKS = {"image": render_image_asset, "video": render_video_asset}
 NAMES = {"image": taskqueue.MAKE_IMAGE_RENDITIONS, "video": taskqueue.MAKE_VIDEO_RENDITIONS}
 
 
@@ -58,7 +58,7 @@ def test_a_hostile_file_fails_with_its_code_and_a_good_file_still_finishes_after
     good = add_asset(sessions, worker_context.storage, media.good_jpeg(800, 600), ext="jpg")
 
     assert TASKS[type](hostile) == "failed"
-    assert make_image_renditions(good) == "ready"
+    assert render_image_asset(good) == "ready"
 
     row = asset(sessions, hostile)
     assert (row.status, row.error) == ("failed", code)

@@ -8,13 +8,13 @@ import json
 from core import taskqueue
 from tests.workers.media.hostile_media import alpha_png, good_jpeg, oriented_jpeg, small_mp4
 from tests.workers.rendition_support import add_asset, asset, open_webp, rendition_keys
-from workers.images import make_image_renditions
+from workers.images import render_image_asset
 
 
 def test_a_large_jpeg_gets_a_thumbnail_a_preview_and_a_placeholder(worker_context, sessions):
     asset_id = add_asset(sessions, worker_context.storage, good_jpeg(2400, 1600), ext="jpg")
 
-    assert make_image_renditions(asset_id) == "ready"
+    assert render_image_asset(asset_id) == "ready"
 
     row = asset(sessions, asset_id)
     assert (row.status, row.error, row.width, row.height) == ("ready", None, 2400, 1600)
@@ -28,7 +28,7 @@ def test_a_large_jpeg_gets_a_thumbnail_a_preview_and_a_placeholder(worker_contex
 def test_a_small_png_keeps_its_alpha_and_is_neither_upscaled_nor_previewed(worker_context, sessions):
     asset_id = add_asset(sessions, worker_context.storage, alpha_png(300, 200), ext="png")
 
-    make_image_renditions(asset_id)
+    render_image_asset(asset_id)
 
     row = asset(sessions, asset_id)
     thumbnail = open_webp(worker_context.storage, row.thumbnail_key)
@@ -42,7 +42,7 @@ def test_a_small_png_keeps_its_alpha_and_is_neither_upscaled_nor_previewed(worke
 def test_exif_orientation_is_applied_to_the_recorded_size_and_the_thumbnail(worker_context, sessions):
     asset_id = add_asset(sessions, worker_context.storage, oriented_jpeg(800, 400, 6), ext="jpg")
 
-    make_image_renditions(asset_id)
+    render_image_asset(asset_id)
 
     row = asset(sessions, asset_id)
     assert (row.width, row.height) == (400, 800)
@@ -55,7 +55,7 @@ def test_a_video_handed_to_the_image_task_is_refused(worker_context, sessions, t
     data = small_mp4(tmp_path).read_bytes()
     asset_id = add_asset(sessions, worker_context.storage, data, ext="jpg")
 
-    assert make_image_renditions(asset_id) == "failed"
+    assert render_image_asset(asset_id) == "failed"
 
     assert asset(sessions, asset_id).error == "unsupported-format"
 
@@ -92,7 +92,7 @@ def test_an_original_that_cannot_seek_is_spooled_and_rendered(worker_context, se
     asset_id = add_asset(sessions, worker_context.storage, good_jpeg(640, 480), ext="jpg")
     worker_context.storage = UnseekableStorage(worker_context.storage)
 
-    assert make_image_renditions(asset_id) == "ready"
+    assert render_image_asset(asset_id) == "ready"
 
     assert asset(sessions, asset_id).width == 640
 
@@ -102,5 +102,5 @@ def test_task_arguments_survive_a_json_round_trip_and_still_drive_the_task(worke
     arguments = json.loads(json.dumps([asset_id]))
 
     assert arguments == [asset_id]
-    assert make_image_renditions.name == taskqueue.MAKE_IMAGE_RENDITIONS
-    assert make_image_renditions(*arguments) == "ready"
+    assert render_image_asset.name == taskqueue.MAKE_IMAGE_RENDITIONS
+    assert render_image_asset(*arguments) == "ready"

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import update
 
 from core import taskqueue
-from models.assets import create_import, delete_asset
+from models.asset_lifecycle import create_import
+from models.assets import delete_asset
 from models.storage import make_storage
 from models.storage.keys import user_originals_prefix
 from models.tables import Asset, Plan, User
@@ -19,8 +20,8 @@ from tests.queues import take
 from tests.web.uploading import queued, stored_keys
 from tests.workers.remote_files import IMAGE, remote_files
 from workers import context as worker_context
-from workers.imports import STORAGE_RETRIES, import_remote
-from workers.maintenance import requeue_stuck
+from workers.imports import import_remote
+from workers.maintenance import requeue_stuck_assets
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,6 @@ def install(settings, sessions, **overrides):
             engine=None,
             sessions=sessions,
             storage=make_storage(chosen),
-            celery=taskqueue.make_client(chosen),
         )
     )
 
@@ -232,7 +232,7 @@ def test_a_stalled_import_goes_back_to_the_import_task_not_to_renditions(
     )
     session.commit()
 
-    requeue_stuck()
+    requeue_stuck_assets()
 
     assert len(take(redis_client, settings, "images", taskqueue.IMPORT_REMOTE_ASSET, asset_id)) == 1
     assert take(redis_client, settings, "images", taskqueue.MAKE_IMAGE_RENDITIONS, asset_id) == []
@@ -305,7 +305,7 @@ def test_an_import_redelivered_after_killing_its_worker_every_time_ends_failed_w
     loopback_allowed, server, session
 ):
     asset_id = pending_import(session, "user_import_crashes", server.url("/image.jpg"))
-    budget = loopback_allowed.settings.max_processing_attempts + STORAGE_RETRIES
+    budget = loopback_allowed.settings.max_processing_attempts
     session.execute(update(Asset).where(Asset.id == uuid.UUID(asset_id)).values(attempts=budget))
     session.commit()
     requests_before = len(server.hosts_seen)

@@ -18,7 +18,7 @@ from models.tables import Asset, PendingDeletion, User
 from models.users import ensure_user
 from tests.queues import take
 from tests.workers.rendition_support import add_asset
-from workers.maintenance import requeue_stuck, sweep_abandoned_uploads
+from workers.maintenance import requeue_stuck_assets, sweep_abandoned_uploads
 from workers.schedule import beat_schedule
 from workers.storage_tasks import purge_deleted_objects, reconcile_storage
 
@@ -46,7 +46,7 @@ def test_requeue_sends_each_stalled_asset_to_its_rendition_queue(
     _backdate(sessions, image, status="processing", attempts=1)
     _backdate(sessions, video)
 
-    assert requeue_stuck() == {"requeued": 2, "failed": 0}
+    assert requeue_stuck_assets() == {"requeued": 2, "failed": 0}
 
     sent_image = take(redis_client, settings, "images", taskqueue.MAKE_IMAGE_RENDITIONS, image)
     sent_video = take(redis_client, settings, "videos", taskqueue.MAKE_VIDEO_RENDITIONS, video)
@@ -61,7 +61,7 @@ def test_requeue_fails_what_used_its_attempts_and_sends_nothing_for_it(
     asset_id = add_asset(sessions, maintenance_context.storage, b"image", user_id="user_requeue")
     _backdate(sessions, asset_id, status="processing", attempts=settings.max_processing_attempts)
 
-    assert requeue_stuck() == {"requeued": 0, "failed": 1}
+    assert requeue_stuck_assets() == {"requeued": 0, "failed": 1}
 
     assert take(redis_client, settings, "images", taskqueue.MAKE_IMAGE_RENDITIONS, asset_id) == []
     with sessions() as session:
@@ -100,7 +100,7 @@ def test_renditions_of_a_crashed_attempt_are_swept_once_the_asset_is_given_up_on
         update={"abandoned_upload_grace_minutes": 0}
     )
 
-    assert requeue_stuck() == {"requeued": 0, "failed": 1}
+    assert requeue_stuck_assets() == {"requeued": 0, "failed": 1}
     sweep_abandoned_uploads()
 
     assert storage.head(dead) is None

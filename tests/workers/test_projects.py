@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.taskqueue import RENDER_PROJECT_THUMBNAIL
+from models.renditions import rendition_columns
 from models.storage import make_storage
 from models.storage.keys import project_thumbnail_key, rendition_key
 from models.tables import Asset, PendingDeletion, Project
@@ -36,10 +37,10 @@ def stored_asset(session, storage, user_id, kind, colour) -> str:
     key = rendition_key(asset_id, "poster" if kind == "video" else "thumbnail")
     storage.put(key, io.BytesIO(webp(colour)), content_type="image/webp")
     ensure_user(session, user_id)
+    # As the rendition task records them: a video's poster is its thumbnail too.
+    renditions = rendition_columns({"poster" if kind == "video" else "thumbnail": key})
     session.add(Asset(id=asset_id, user_id=user_id, type=kind, storage_key=f"originals/u/{asset_id}.bin",
-                      mime_type="image/webp", size_bytes=1, status="ready",
-                      thumbnail_key=key if kind == "image" else None,
-                      poster_key=key if kind == "video" else None))  # fmt: skip
+                      mime_type="image/webp", size_bytes=1, status="ready", **renditions))  # fmt: skip
     session.flush()
     return str(asset_id)
 

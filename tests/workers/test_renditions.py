@@ -6,7 +6,7 @@ import io
 import uuid
 
 import pytest
-from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.exceptions import Retry, SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy import update
 
 from core import taskqueue
@@ -16,15 +16,19 @@ from models.errors import ObjectMissing, StorageError
 from models.storage.keys import rendition_key
 from models.tables import Asset
 from tests.processes import worker_app_facts
+from tests.workers.media.hostile_media import good_jpeg
 from tests.workers.rendition_support import add_asset, asset, rendition_keys, storage_used
-from workers.images import make_image_renditions
+from workers.images import render_image_asset
 from workers.media.errors import MediaRejected
-from workers.renditions import TRANSIENT_RETRIES, Outcome, process
+from workers.policy import TRANSIENT_RETRIES
+from workers.renditions import Renditions, render_asset
 
 THUMBNAIL = b"RIFF-thumbnail-bytes"
 
 
-def makes(outcome: Outcome | None = None, *, raises: BaseException | None = None, calls: list | None = None):
+def makes(
+    outcome: Renditions | None = None, *, raises: BaseException | None = None, calls: list | None = None
+):
     """A stand-in for the media work: records that it ran, then returns or raises."""
 
     def make(context, claim, limits):
@@ -32,7 +36,9 @@ def makes(outcome: Outcome | None = None, *, raises: BaseException | None = None
             calls.append(claim)
         if raises is not None:
             raise raises
-        return outcome or Outcome({"thumbnail": THUMBNAIL}, {"width": 10, "height": 20, "placeholder": "p"})
+        return outcome or Renditions(
+            {"thumbnail": THUMBNAIL}, {"width": 10, "height": 20, "placeholder": "p"}
+        )
 
     return make
 
@@ -50,7 +56,7 @@ def test_media_limits_come_from_settings(settings):
 
 
 def test_a_pending_asset_ends_ready_pointing_at_its_stored_renditions(worker_context, sessions, pending):
-    assert process(pending, makes()) == "ready"
+    assert render_asset(pending, makes()) == "ready"
 
     row = asset(sessions, pending)
     assert (row.status, row.error, row.attempts) == ("ready", None, 1)
@@ -62,7 +68,7 @@ def test_a_pending_asset_ends_ready_pointing_at_its_stored_renditions(worker_con
 
 
 def test_a_poster_is_also_the_thumbnail_of_a_video(worker_context, sessions, pending):
-    process(pending, makes(Outcome({"poster": b"poster"})))
+    render_asset(pending, makes(Renditions({"poster": b"poster"})))
 
     row = asset(sessions, pending)
     assert row.poster_key is not None
@@ -70,11 +76,11 @@ def test_a_poster_is_also_the_thumbnail_of_a_video(worker_context, sessions, pen
 
 
 def test_a_second_run_of_a_finished_asset_does_nothing(worker_context, sessions, pending):
-    process(pending, makes())
+    render_asset(pending, makes())
     before = asset(sessions, pending)
     calls = []
 
-    assert process(pending, makes(calls=calls)) is None
+    assert render_asset(pending, makes(calls=calls)) is None
 
     after = asset(sessions, pending)
     assert calls == []
@@ -97,7 +103,7 @@ def test_a_run_after_a_crash_completes_the_job_and_drops_the_dead_attempts_objec
 ):
     dead = crashed_mid_attempt(worker_context, sessions, pending)
 
-    assert process(pending, makes()) == "ready"
+    assert render_asset(pending, makes()) == "ready"
 
     row = asset(sessions, pending)
     assert row.attempts == 2
@@ -110,7 +116,7 @@ def test_refused_media_fails_with_its_code_and_keeps_the_original_and_the_charge
 ):
     charged = storage_used(sessions)
 
-    assert process(pending, makes(raises=MediaRejected("corrupt", "truncated"))) == "failed"
+    assert render_asset(pending, makes(raises=MediaRejected("corrupt", "truncated"))) == "failed"
 
     row = asset(sessions, pending)
     assert (row.status, row.error, row.thumbnail_key) == ("failed", "corrupt", None)
@@ -126,9 +132,9 @@ def test_an_attempt_that_loses_the_row_to_another_deletes_what_it_stored(worker_
             session.execute(
                 update(Asset).where(Asset.id == claim.asset_id).values(status="ready", thumbnail_key=winner)
             )
-        return Outcome({"thumbnail": THUMBNAIL, "preview": b"preview"})
+        return Renditions({"thumbnail": THUMBNAIL, "preview": b"preview"})
 
-    assert process(pending, other_attempt_finishes_first) is None
+    assert render_asset(pending, other_attempt_finishes_first) is None
 
     assert asset(sessions, pending).thumbnail_key == winner
     assert rendition_keys(worker_context.storage, pending) == set()
@@ -140,9 +146,9 @@ def test_an_asset_deleted_mid_task_is_not_resurrected_and_keeps_no_renditions(
     def user_deletes_it_meanwhile(context, claim, limits):
         with sessions.begin() as session:
             delete_asset(session, "user_media", pending)
-        return Outcome({"thumbnail": THUMBNAIL, "preview": b"preview"})
+        return Renditions({"thumbnail": THUMBNAIL, "preview": b"preview"})
 
-    assert process(pending, user_deletes_it_meanwhile) is None
+    assert render_asset(pending, user_deletes_it_meanwhile) is None
 
     with sessions() as session:
         assert session.get(Asset, uuid.UUID(pending)) is None
@@ -173,7 +179,7 @@ def test_a_storage_error_while_storing_leaves_nothing_behind_and_propagates_for_
     worker_context.storage = FailingPuts(storage, fail_on=2)
 
     with pytest.raises(StorageError):
-        process(pending, makes(Outcome({"thumbnail": THUMBNAIL, "preview": b"preview"})))
+        render_asset(pending, makes(Renditions({"thumbnail": THUMBNAIL, "preview": b"preview"})))
 
     row = asset(sessions, pending)
     assert (row.status, row.thumbnail_key, row.preview_key) == ("processing", None, None)
@@ -182,17 +188,44 @@ def test_a_storage_error_while_storing_leaves_nothing_behind_and_propagates_for_
 
 def test_the_retry_after_a_transient_storage_error_finishes_the_asset(worker_context, sessions, pending):
     with pytest.raises(StorageError):
-        process(pending, makes(raises=StorageError("timeout")))
+        render_asset(pending, makes(raises=StorageError("timeout")))
 
-    assert process(pending, makes(), retries=1) == "ready"
+    assert render_asset(pending, makes()) == "ready"
     assert asset(sessions, pending).attempts == 2
 
 
-def test_the_last_retry_of_a_storage_error_fails_the_asset(worker_context, sessions, pending):
-    with pytest.raises(StorageError):
-        process(pending, makes(raises=StorageError("still down")), retries=TRANSIENT_RETRIES)
+class BrokenReads:
+    """The real storage, except that reading an object fails as a backend that is down would."""
 
-    row = asset(sessions, pending)
+    def __init__(self, storage) -> None:
+        self.storage = storage
+
+    def open(self, key):
+        raise StorageError("still down")
+
+    def __getattr__(self, name):
+        return getattr(self.storage, name)
+
+
+def test_a_storage_error_before_the_last_retry_leaves_the_asset_to_the_retry(worker_context, sessions):
+    jpeg = add_asset(sessions, worker_context.storage, good_jpeg(64, 48), ext="jpg")
+    worker_context.storage = BrokenReads(worker_context.storage)
+
+    with pytest.raises(Retry):
+        render_image_asset.apply(args=[jpeg], retries=TRANSIENT_RETRIES - 1, throw=True)
+
+    assert (asset(sessions, jpeg).status, asset(sessions, jpeg).error) == ("processing", None)
+
+
+def test_the_last_retry_of_a_storage_error_fails_the_asset(worker_context, sessions):
+    jpeg = add_asset(sessions, worker_context.storage, good_jpeg(64, 48), ext="jpg")
+    worker_context.storage = BrokenReads(worker_context.storage)
+
+    # The task's own request says which try this is, as it does when the worker runs a retry.
+    with pytest.raises(StorageError):
+        render_image_asset.apply(args=[jpeg], retries=TRANSIENT_RETRIES, throw=True)
+
+    row = asset(sessions, jpeg)
     assert (row.status, row.error) == ("failed", "storage-unavailable")
 
 
@@ -201,7 +234,7 @@ def test_the_last_retry_of_a_storage_error_fails_the_asset(worker_context, sessi
     [(SoftTimeLimitExceeded(), "timeout"), (ObjectMissing("originals/x"), "original-missing")],
 )
 def test_a_time_limit_or_a_missing_original_fails_the_asset(worker_context, sessions, pending, raised, code):
-    assert process(pending, makes(raises=raised)) == "failed"
+    assert render_asset(pending, makes(raises=raised)) == "failed"
 
     assert asset(sessions, pending).error == code
 
@@ -212,7 +245,7 @@ def test_an_attempt_killed_at_its_hard_time_limit_fails_the_asset_as_timeout(
     crashed_mid_attempt(worker_context, sessions, pending)
 
     # What the worker's main process calls once it has killed the pool process running the task.
-    make_image_renditions.on_failure(TimeLimitExceeded(90), "task-id", [pending], {}, None)
+    render_image_asset.on_failure(TimeLimitExceeded(90), "task-id", [pending], {}, None)
 
     row = asset(sessions, pending)
     assert (row.status, row.error) == ("failed", "timeout")
@@ -220,10 +253,10 @@ def test_an_attempt_killed_at_its_hard_time_limit_fails_the_asset_as_timeout(
 
 
 def test_a_late_hard_time_limit_report_leaves_a_finished_asset_alone(worker_context, sessions, pending):
-    process(pending, makes())
+    render_asset(pending, makes())
 
-    make_image_renditions.on_failure(TimeLimitExceeded(90), "task-id", [pending], {}, None)
-    make_image_renditions.on_failure(ZeroDivisionError(), "task-id", [pending], {}, None)
+    render_image_asset.on_failure(TimeLimitExceeded(90), "task-id", [pending], {}, None)
+    render_image_asset.on_failure(ZeroDivisionError(), "task-id", [pending], {}, None)
 
     row = asset(sessions, pending)
     assert (row.status, row.error) == ("ready", None)
@@ -232,20 +265,20 @@ def test_a_late_hard_time_limit_report_leaves_a_finished_asset_alone(worker_cont
 
 def test_a_bug_fails_the_asset_as_an_internal_error_and_is_not_swallowed(worker_context, sessions, pending):
     with pytest.raises(ZeroDivisionError):
-        process(pending, makes(raises=ZeroDivisionError()))
+        render_asset(pending, makes(raises=ZeroDivisionError()))
 
     assert asset(sessions, pending).error == "internal-error"
 
 
 def test_an_asset_that_used_up_its_attempts_fails_without_more_work(worker_context, sessions, pending):
-    budget = worker_context.settings.max_processing_attempts + TRANSIENT_RETRIES
+    budget = worker_context.settings.max_processing_attempts
     with sessions.begin() as session:
         session.execute(
             update(Asset).where(Asset.id == uuid.UUID(pending)).values(status="processing", attempts=budget)
         )
     calls = []
 
-    assert process(pending, makes(calls=calls)) is None
+    assert render_asset(pending, makes(calls=calls)) is None
 
     row = asset(sessions, pending)
     assert calls == []
@@ -255,7 +288,7 @@ def test_an_asset_that_used_up_its_attempts_fails_without_more_work(worker_conte
 def test_a_deleted_asset_is_skipped_quietly(worker_context):
     calls = []
 
-    assert process(str(uuid.uuid4()), makes(calls=calls)) is None
+    assert render_asset(str(uuid.uuid4()), makes(calls=calls)) is None
     assert calls == []
 
 

@@ -11,7 +11,7 @@ import structlog
 from sqlalchemy import text
 
 from core import taskqueue
-from models.assets import create_import
+from models.asset_lifecycle import create_import
 from models.storage import make_storage
 from models.users import ensure_user
 from tests.processes import running, settings_env, wait_until, worker_command
@@ -91,7 +91,6 @@ def test_an_import_passes_its_request_id_on_to_the_renditions_it_queues(
     context.install(
         context.WorkerContext(
             settings=chosen, engine=None, sessions=sessions, storage=make_storage(chosen),
-            celery=taskqueue.make_client(chosen),
         )
     )  # fmt: skip
     try:

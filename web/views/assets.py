@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask import Blueprint, request
@@ -10,32 +11,33 @@ from spectree import Response
 from core import taskqueue
 from core.netguard import check_literal_host, parse_target
 from core.settings import media_limits
-from models.assets import RENDITION_TASKS, create_import, delete_asset, get_owned_asset, list_assets
-from models.errors import BadRequest
+from models.asset_lifecycle import create_import, create_upload, next_task
+from models.assets import delete_asset, extension_for, get_owned_asset, list_assets
 from models.plans import get_plan
+from models.quota import check_room
+from models.renditions import RENDITION_COLUMNS, WEBP, rendition_key_of
+from models.storage.keys import original_key
+from models.storage.staging import put_then_record
 from models.tables import Asset
-from models.users import ensure_user
-from web.auth import current_identity
+from web.auth import current_identity, signed_in_user
 from web.db import db
 from web.enqueue import enqueue
-from web.openapi import api
+from web.openapi import api, refuse_bad_query
 from web.ratelimit import rate_limited
 from web.schemas import dump, epoch_ms
 from web.schemas.assets import AssetOut, AssetPage, AssetUrls, GenerationMetadata, ImportIn, ListQuery
 from web.services import services
-from web.uploads import inspect_upload, parse_fields, receive_upload, store_upload
+from web.uploads import parse_fields, receive_upload, vetted
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
-WEBP = "image/webp"
 
 
 def asset_out(asset: Asset) -> dict[str, Any]:
-    """The asset's JSON body, with short-lived signed URLs for every object it has."""
-    storage, ttl = services().storage, services().settings.signed_url_ttl_seconds
-
-    def signed(key: str | None, content_type: str) -> str | None:
-        return storage.url(key, expires_in=ttl, content_type=content_type) if key else None
-
+    """The asset's JSON body, with signed URLs for every object it has."""
+    signed = services().signed_url
+    renditions = {name: signed(rendition_key_of(asset, name), WEBP) for name in RENDITION_COLUMNS}
+    # An import has no original until its task has stored one.
+    original = signed(asset.storage_key if asset.size_bytes else None, asset.mime_type)
     return dump(
         AssetOut(
             id=str(asset.id),
@@ -53,21 +55,9 @@ def asset_out(asset: Asset) -> dict[str, Any]:
             metadata=GenerationMetadata.model_validate(asset.generation),
             original_url=asset.original_url,
             created_at=epoch_ms(asset.created_at),
-            urls=AssetUrls(
-                # An import has no original until its task has stored one.
-                original=signed(asset.storage_key if asset.size_bytes else None, asset.mime_type),
-                thumbnail=signed(asset.thumbnail_key, WEBP),
-                preview=signed(asset.preview_key, WEBP),
-                poster=signed(asset.poster_key, WEBP),
-            ),
+            urls=AssetUrls(original=original, **renditions),
         )
     )
-
-
-def _refuse_bad_query(_req: Any, _resp: Any, error: Exception | None, *_: Any) -> None:
-    if error is not None:
-        errors = getattr(error, "errors", lambda **_: [])(include_url=False, include_context=False)
-        raise BadRequest("The query parameters are not valid.", errors=errors)
 
 
 # The `upload` rate-limit class (docs/api.md) wraps validation too, so it is counted before any byte
@@ -77,14 +67,24 @@ def _refuse_bad_query(_req: Any, _resp: Any, error: Exception | None, *_: Any) -
 @api.validate(resp=Response(HTTP_201=AssetOut), tags=["assets"])
 def upload_asset():
     """Upload an image or video: multipart `file`, optional `metadata` JSON, width/height/duration hints."""
-    identity = current_identity()
+    user_id, storage = current_identity().user_id, services().storage
     with db().begin():
-        plan = get_plan(db(), ensure_user(db(), identity.user_id, identity.email).tier)
+        plan = get_plan(db(), signed_in_user().tier)
     with receive_upload(plan.max_upload_bytes) as upload:
         generation = parse_fields(upload.form)
-        sniffed = inspect_upload(upload, media_limits(services().settings))
-        asset = store_upload(identity.user_id, upload, sniffed, generation)
-    enqueue(RENDITION_TASKS[asset.type], str(asset.id))
+        sniffed = vetted(upload, media_limits(services().settings))
+        with db().begin():
+            check_room(db(), user_id, upload.size)  # refuse early what clearly cannot fit, before storing
+        asset_id = uuid.uuid4()
+        key = original_key(user_id, asset_id, extension_for(sniffed.mime_type))
+        with put_then_record(storage, key, upload.file, content_type=sniffed.mime_type) as staged:
+            with db().begin():
+                asset = create_upload(
+                    db(), asset_id=asset_id, user_id=user_id, asset_type=sniffed.kind, storage_key=key,
+                    mime_type=sniffed.mime_type, size_bytes=upload.size, generation=generation,
+                )  # fmt: skip
+            staged.recorded()
+    enqueue(next_task(asset.type, asset.size_bytes, asset.original_url), str(asset.id))
     return asset_out(asset), 201, {"Location": f"/v1/assets/{asset.id}"}
 
 
@@ -93,25 +93,24 @@ def upload_asset():
 @api.validate(json=ImportIn, resp=Response(HTTP_202=AssetOut), tags=["assets"])
 def import_asset():
     """Import generated media from a URL: the asset is created pending and a task downloads it."""
-    identity, body, settings = current_identity(), request.context.json, services().settings
+    body, settings = request.context.json, services().settings
     target = parse_target(body.source_url, allow_http=settings.import_allow_http)
     check_literal_host(target, allow_loopback=settings.import_allow_loopback)
     generation = body.metadata.model_dump(exclude_none=True) if body.metadata else {}
     with db().begin():
-        ensure_user(db(), identity.user_id, identity.email)
         asset = create_import(
             db(),
-            user_id=identity.user_id,
+            user_id=signed_in_user().user_id,
             asset_type=body.asset_type,
             source_url=body.source_url,
             generation=generation,
         )
-    enqueue(taskqueue.IMPORT_REMOTE_ASSET, str(asset.id))
+    enqueue(next_task(asset.type, asset.size_bytes, asset.original_url), str(asset.id))
     return asset_out(asset), 202, {"Location": f"/v1/assets/{asset.id}"}
 
 
 @bp.get("")
-@api.validate(query=ListQuery, resp=Response(HTTP_200=AssetPage), tags=["assets"], before=_refuse_bad_query)
+@api.validate(query=ListQuery, resp=Response(HTTP_200=AssetPage), tags=["assets"], before=refuse_bad_query)
 def list_assets_view():
     """The caller's assets, newest first, one page at a time (`cursor` from the previous page)."""
     query: ListQuery = request.context.query

@@ -6,8 +6,7 @@ from flask import Blueprint, make_response, request
 from spectree import Response
 
 from models.generations import Generations, refund, reserve
-from models.users import ensure_user
-from web.auth import current_identity
+from web.auth import current_identity, signed_in_user
 from web.db import db
 from web.openapi import api
 from web.ratelimit import enforce_for_user, with_headers
@@ -37,11 +36,9 @@ def _out(generations: Generations) -> dict:
 def reserve_generations():
     """Take generations from this month's quota (429 `generation-quota-exceeded` when it would overflow)."""
     body: GenerationRequest = request.context.json  # type: ignore[attr-defined]
-    identity = current_identity()
-    decision = enforce_for_user(RATE_LIMIT_CLASS[body.type], identity.user_id)
+    decision = enforce_for_user(RATE_LIMIT_CLASS[body.type], current_identity().user_id)
     with db().begin():
-        ensure_user(db(), identity.user_id, identity.email)
-        reserved = reserve(db(), identity.user_id, body.type, body.count)
+        reserved = reserve(db(), signed_in_user().user_id, body.type, body.count)
     return with_headers(make_response(_out(reserved)), decision)
 
 
@@ -50,8 +47,6 @@ def reserve_generations():
 def refund_generations():
     """Give back generations that were reserved but not made; the count never drops below zero."""
     body: GenerationRequest = request.context.json  # type: ignore[attr-defined]
-    identity = current_identity()
     with db().begin():
-        ensure_user(db(), identity.user_id, identity.email)
-        refunded = refund(db(), identity.user_id, body.type, body.count)
+        refunded = refund(db(), signed_in_user().user_id, body.type, body.count)
     return _out(refunded)

@@ -8,8 +8,7 @@ from spectree import Response
 from models.generations import Generations
 from models.plans import get_plan
 from models.usage import usage_report
-from models.users import ensure_user
-from web.auth import current_identity
+from web.auth import signed_in_user
 from web.db import db
 from web.openapi import api
 from web.schemas import dump, epoch_ms
@@ -22,9 +21,8 @@ bp = Blueprint("me", __name__, url_prefix="/me")
 @api.validate(resp=Response(HTTP_200=MeOut), tags=["me"])
 def get_me():
     """The caller's account, created on first sight with its first project."""
-    identity = current_identity()
     with db().begin():
-        user = ensure_user(db(), identity.user_id, identity.email)
+        user = signed_in_user()
         plan = get_plan(db(), user.tier)
     return dump(
         MeOut(
@@ -53,9 +51,8 @@ def _generation_out(usage: Generations) -> GenerationUsageOut:
 @api.validate(resp=Response(HTTP_200=UsageOut), tags=["me"])
 def get_usage():
     """Storage and monthly generation usage against the caller's plan."""
-    identity = current_identity()
     with db().begin():
-        report = usage_report(db(), ensure_user(db(), identity.user_id, identity.email))
+        report = usage_report(db(), signed_in_user())
     storage = report.storage
     return dump(
         UsageOut(

@@ -9,14 +9,14 @@ from spectree import Response
 from core.taskqueue import RENDER_PROJECT_THUMBNAIL
 from models import projects
 from models.canvas import CanvasState, parse_canvas_state
-from models.errors import BadRequest, PayloadTooLarge
+from models.errors import PayloadTooLarge
 from models.projects import etag
+from models.renditions import WEBP
 from models.tables import Project
-from models.users import ensure_user
-from web.auth import current_identity
+from web.auth import current_identity, signed_in_user
 from web.db import db
 from web.enqueue import enqueue
-from web.openapi import api
+from web.openapi import api, refuse_bad_query
 from web.schemas import dump, epoch_ms
 from web.schemas.projects import (
     CreateIn,
@@ -35,20 +35,16 @@ log = structlog.get_logger(__name__)
 MAX_REVISION = 2**31 - 1
 
 
-def _bad_query(_req, _resp, error, *_rest) -> None:
-    # A bad page size or cursor is a 400 (docs/api.md), not a body validation failure.
-    if error is not None:
-        raise BadRequest("`limit` must be 1-100 and `cursor` one this API handed out.")
-
-
 @bp.get("")
-@api.validate(query=ListQuery, resp=Response(HTTP_200=ProjectPage), tags=["projects"], before=_bad_query)
+@api.validate(
+    query=ListQuery, resp=Response(HTTP_200=ProjectPage), tags=["projects"], before=refuse_bad_query
+)
 def list_projects():
     """The caller's projects, last saved first (metadata only)."""
-    identity, query = current_identity(), request.context.query
+    query = request.context.query
     with db().begin():
-        ensure_user(db(), identity.user_id, identity.email)
-        rows, next_cursor = projects.list_projects(db(), identity.user_id, query.limit, query.cursor)
+        user_id = signed_in_user().user_id
+        rows, next_cursor = projects.list_projects(db(), user_id, query.limit, query.cursor)
     return dump(ProjectPage(items=[_summary(row) for row in rows], next_cursor=next_cursor))
 
 
@@ -56,11 +52,13 @@ def list_projects():
 @api.validate(json=CreateIn, resp=Response(HTTP_201=ProjectOut), tags=["projects"])
 def create_project():
     """A new empty project; named `Iskra Project NN` unless a name is given."""
-    identity, body = current_identity(), request.context.json
+    body = request.context.json
     with db().begin():
-        ensure_user(db(), identity.user_id, identity.email)
         project = projects.create_project(
-            db(), identity.user_id, body.name if body else None, services().settings.max_projects_per_user
+            db(),
+            signed_in_user().user_id,
+            body.name if body else None,
+            services().settings.max_projects_per_user,
         )
     headers = {"ETag": etag(project.revision), "Location": f"/v1/projects/{project.id}"}
     return dump(_full(project, {})), 201, headers
@@ -153,20 +151,13 @@ def _schedule_thumbnail(project_id: str) -> None:
         log.warning("project_thumbnail_not_scheduled", project_id=project_id, error=repr(error))
 
 
-def _thumbnail_url(key: str | None) -> str | None:
-    if key is None:
-        return None
-    ttl = services().settings.signed_url_ttl_seconds
-    return services().storage.url(key, expires_in=ttl, content_type="image/webp")
-
-
 def _summary(project: Project) -> ProjectSummaryOut:
     return ProjectSummaryOut(
         id=str(project.id),
         name=project.name,
         image_count=project.image_count,
         video_count=project.video_count,
-        thumbnail_url=_thumbnail_url(project.thumbnail_key),
+        thumbnail_url=services().signed_url(project.thumbnail_key, WEBP),
         revision=project.revision,
         last_saved_at=epoch_ms(project.last_saved_at),
         created_at=epoch_ms(project.created_at),
@@ -174,7 +165,7 @@ def _summary(project: Project) -> ProjectSummaryOut:
 
 
 def _full(project: Project, asset_keys: dict[str, str]) -> ProjectOut:
-    urls = {asset_id: _thumbnail_url(key) for asset_id, key in asset_keys.items()}
+    urls = {asset_id: services().signed_url(key, WEBP) for asset_id, key in asset_keys.items()}
     return ProjectOut(
         **_summary(project).model_dump(), canvas_state=project.canvas_state, asset_thumbnails=urls
     )

@@ -55,8 +55,12 @@ MPEG_PS = _video("video/mpeg", "mpeg")
 MPEG_TS = _video("video/mp2t", "mpegts")
 AVI = _video("video/x-msvideo", "avi")
 
-IMAGE_FORMATS = frozenset(t.pil_format for t in (JPEG, PNG, GIF, WEBP, BMP, TIFF))
-VIDEO_DEMUXERS = frozenset(t.demuxer for t in (MP4, QUICKTIME, WEBM, MPEG_PS, MPEG_TS, AVI))
+ACCEPTED = (JPEG, PNG, GIF, WEBP, BMP, TIFF, MP4, QUICKTIME, WEBM, MPEG_PS, MPEG_TS, AVI)
+IMAGE_FORMATS = frozenset(t.pil_format for t in ACCEPTED if t.kind == "image")
+VIDEO_DEMUXERS = frozenset(t.demuxer for t in ACCEPTED if t.kind == "video")
+ACCEPTED_DESCRIPTION = "JPEG, PNG, GIF, WebP, BMP, TIFF, MP4, MOV, WebM, MPEG, AVI"
+# How an accepted type is named on the asset row; the sniffed MIME type is what intake recorded.
+BY_MIME = {t.mime_type: t for t in ACCEPTED}
 
 
 def sniff(head: bytes) -> SniffedType | None:

@@ -12,6 +12,7 @@ from models.assets import RENDITION_TASKS, create_import, delete_asset, get_owne
 from models.errors import BadRequest
 from models.netguard import check_literal_host, parse_target
 from models.plans import get_plan
+from models.reservations import settle
 from models.tables import Asset
 from models.users import ensure_user
 from web.auth import current_identity
@@ -99,6 +100,8 @@ def import_asset():
     generation = body.metadata.model_dump(exclude_none=True) if body.metadata else {}
     with db().begin():
         ensure_user(db(), identity.user_id, identity.email)
+        if body.reservation_id is not None:
+            settle(db(), identity.user_id, body.reservation_id, body.asset_type)
         asset = create_import(
             db(),
             user_id=identity.user_id,

@@ -318,3 +318,38 @@ def test_an_import_under_a_reservation_it_cannot_settle_is_refused_and_creates_n
     assert_problem(answer, status, type_)
     assert session.scalars(select(Asset).where(Asset.user_id == "user_bad_reservation")).all() == []
     assert len(queued(redis_client, settings, "images")) == waiting
+
+
+def test_an_import_by_a_user_with_no_storage_room_left_is_507_before_anything_is_queued(
+    client, auth_header, session, redis_client, settings
+):
+    headers = auth_header("user_full_importer")
+    reservation_id = reserve_generations(client, headers)
+    session.get(User, "user_full_importer").storage_used_bytes = 500 * 1024 * 1024
+    session.commit()
+    waiting = len(queued(redis_client, settings, "images"))
+
+    answer = client.post("/v1/assets/import", json=import_body(reservationId=reservation_id), headers=headers)
+
+    assert_problem(answer, 507, "quota-exceeded")
+    assert (answer.json["usedBytes"], answer.json["quotaBytes"]) == (500 * 1024 * 1024, 500 * 1024 * 1024)
+    assert session.scalars(select(Asset).where(Asset.user_id == "user_full_importer")).all() == []
+    assert len(queued(redis_client, settings, "images")) == waiting
+    # The refused import settled nothing: the whole reservation can still be given back.
+    refunded = client.post(
+        "/v1/me/generations/refund", json={"reservationId": reservation_id}, headers=headers
+    )
+    assert refunded.json["refunded"] == 2
+
+
+def test_an_import_by_a_user_with_some_room_left_is_queued_whatever_its_size_turns_out_to_be(
+    client, auth_header, session
+):
+    headers = auth_header("user_nearly_full_importer")
+    client.get("/v1/me", headers=headers)
+    session.get(User, "user_nearly_full_importer").storage_used_bytes = 500 * 1024 * 1024 - 1
+    session.commit()
+
+    answer = client.post("/v1/assets/import", json=import_body(), headers=headers)
+
+    assert answer.status_code == 202

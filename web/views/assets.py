@@ -12,6 +12,7 @@ from models.assets import RENDITION_TASKS, create_import, delete_asset, get_owne
 from models.errors import BadRequest
 from models.netguard import check_literal_host, parse_target
 from models.plans import get_plan
+from models.quota import check_not_full
 from models.reservations import settle
 from models.tables import Asset
 from models.users import ensure_user
@@ -100,6 +101,9 @@ def import_asset():
     generation = body.metadata.model_dump(exclude_none=True) if body.metadata else {}
     with db().begin():
         ensure_user(db(), identity.user_id, identity.email)
+        # The size is unknown until the download: refuse here only a user with no room at all (any
+        # import would fail), so no download is queued for them; the task charges the real size.
+        check_not_full(db(), identity.user_id)
         if body.reservation_id is not None:
             settle(db(), identity.user_id, body.reservation_id, body.asset_type)
         asset = create_import(

@@ -53,6 +53,8 @@ class ImportJob:
     asset_type: str
     source_url: str
     max_bytes: int
+    # Storage room the user had when the attempt started: no download may go past it.
+    room_bytes: int
 
 
 def _claim(context: WorkerContext, asset_id: str) -> ImportJob | None:
@@ -81,8 +83,12 @@ def _claim(context: WorkerContext, asset_id: str) -> ImportJob | None:
             )
             log.warning("import_out_of_attempts", asset_id=asset_id, attempts=row.attempts)
             return None
-        plan = get_plan(session, session.scalar(select(User.tier).where(User.user_id == row.user_id)))
-        return ImportJob(row.id, row.user_id, row.type, row.original_url, plan.max_upload_bytes)
+        user = session.execute(
+            select(User.tier, User.storage_used_bytes).where(User.user_id == row.user_id)
+        ).one()
+        plan = get_plan(session, user.tier)
+        room = max(0, plan.storage_quota_bytes - user.storage_used_bytes)
+        return ImportJob(row.id, row.user_id, row.type, row.original_url, plan.max_upload_bytes, room)
 
 
 def _inspect(spool: BinaryIO, size: int, job: ImportJob, limits: MediaLimits) -> str:
@@ -152,7 +158,7 @@ def run_import(context: WorkerContext, job: ImportJob) -> bool:
     policy = FetchPolicy(
         allow_http=settings.import_allow_http,
         allow_loopback=settings.import_allow_loopback,
-        max_bytes=job.max_bytes,
+        max_bytes=min(job.max_bytes, job.room_bytes),
         timeout_seconds=settings.import_timeout_seconds,
     )
     limits = MediaLimits(max_dimension=settings.max_dimension, max_pixels=settings.max_image_pixels)
@@ -161,6 +167,9 @@ def run_import(context: WorkerContext, job: ImportJob) -> bool:
             size = download(job.source_url, spool, policy).size
             mime_type = _inspect(spool, size, job, limits)
         except FetchRefused as refused:
+            # Past the user's room the bytes could never be charged: stop there, not at the per-file limit.
+            if refused.code == "too-large" and job.room_bytes < job.max_bytes:
+                raise ImportFailed("quota-exceeded") from None
             raise ImportFailed(refused.code) from None
         # A key of this attempt's own: a duplicate delivery running at the same time must never overwrite,
         # nor discard when it loses, the object the winner recorded.

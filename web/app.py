@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import redis
@@ -50,6 +51,13 @@ class BoundedJSONProvider(DefaultJSONProvider):
             raise ValueError("the JSON body is nested too deeply") from None
 
 
+def exact_origin_patterns(origins: tuple[str, ...]) -> list[re.Pattern[str]]:
+    """Each origin as a pattern that matches only itself (case-insensitively, as hosts compare)."""
+    # flask-cors reads any string holding `[`, `?`, `*`… as an unanchored regex: `https://[2001:db8::1]`
+    # would be a character class admitting `https://bad.example`. Compiled patterns are used as given.
+    return [re.compile(re.escape(origin) + r"\Z", re.IGNORECASE) for origin in origins]
+
+
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
     """Build the API for `settings`; nothing connects until a request needs it."""
     configure_logging(settings)
@@ -78,7 +86,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)
     CORS(
         app,
-        origins=list(settings.cors_allowed_origins),
+        origins=exact_origin_patterns(settings.cors_allowed_origins),
         expose_headers=EXPOSED_HEADERS,
         allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
         methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],

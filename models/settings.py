@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     cors_allowed_origins: CommaList = ("http://localhost:3000",)
     port: int = 8000
     flower_basic_auth: SecretStr | None = None
+    # `user:password` that scrapers must send to the API's /metrics; unset, /metrics answers anyone.
+    metrics_basic_auth: SecretStr | None = None
 
     max_image_pixels: int = 100_000_000
     max_dimension: int = 10_000
@@ -146,11 +148,16 @@ class Settings(BaseSettings):
         aws_secret = self.aws_secret_access_key
         if aws_secret is not None and aws_secret.get_secret_value().strip() in PUBLIC_SECRETS | {""}:
             raise ValueError("AWS_SECRET_ACCESS_KEY is empty or a published default; refused in production")
-        if self.flower_basic_auth is not None:
-            user, _, password = self.flower_basic_auth.get_secret_value().partition(":")
+        for name, auth in (
+            ("FLOWER_BASIC_AUTH", self.flower_basic_auth),
+            ("METRICS_BASIC_AUTH", self.metrics_basic_auth),
+        ):
+            if auth is None:
+                continue
+            user, _, password = auth.get_secret_value().partition(":")
             if not user or _weak(password):
                 raise ValueError(
-                    f"FLOWER_BASIC_AUTH must be user:password with a {MIN_SECRET_LENGTH}+ character password"
+                    f"{name} must be user:password with a {MIN_SECRET_LENGTH}+ character password"
                 )
         if self.import_allow_loopback or self.import_allow_http:
             raise ValueError("IMPORT_ALLOW_LOOPBACK/IMPORT_ALLOW_HTTP are refused in production")

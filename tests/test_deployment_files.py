@@ -99,3 +99,12 @@ def test_the_s3_store_takes_its_identity_from_the_apps_secret(tmp_path):
     )
     assert (tmp_path / "s3.json").stat().st_mode & 0o077 == 0
     assert not any("s3.json" in volume for volume in s3.get("volumes", []))
+
+
+def test_compose_publishes_flower_on_loopback_only_and_guards_metrics():
+    services = _compose()["services"]
+
+    assert services["flower"]["ports"] and all(
+        str(port).startswith("127.0.0.1:") for port in services["flower"]["ports"]
+    )
+    assert services["web"]["environment"]["METRICS_BASIC_AUTH"].startswith("${METRICS_BASIC_AUTH:?")

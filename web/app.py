@@ -22,6 +22,7 @@ from web.db import register_session_teardown
 from web.errors import register_error_handlers
 from web.metrics import register_metrics
 from web.openapi import register_openapi
+from web.proxies import register_forwarded_for_warning
 from web.requestid import register_request_id
 from web.services import Services
 from web.views import files, health
@@ -84,6 +85,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
         # The address our outermost proxy saw becomes request.remote_addr, for rate limits and logs alike;
         # X-Forwarded-For from anyone else is never read.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)
+    register_forwarded_for_warning(app, settings)
     CORS(
         app,
         origins=exact_origin_patterns(settings.cors_allowed_origins),

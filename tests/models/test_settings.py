@@ -61,6 +61,18 @@ def test_production_refuses_a_weak_flower_password(auth):
         )
 
 
+@pytest.mark.parametrize("auth", ["prometheus:prometheus", "prometheus:", "prometheus"])
+def test_production_refuses_weak_metrics_credentials(auth):
+    with pytest.raises(ValidationError, match="METRICS_BASIC_AUTH"):
+        Settings(
+            _env_file=None,
+            environment="production",
+            signing_secret=REAL_SECRET,
+            metrics_basic_auth=auth,
+            **CLERK,
+        )
+
+
 def test_secrets_read_from_the_environment_are_checked_in_production(monkeypatch):
     for name, value in {"ENVIRONMENT": "production", "AUTH_MODE": "clerk", "SIGNING_SECRET": REAL_SECRET,
                         "CLERK_JWT_ISSUER_DOMAIN": CLERK["clerk_jwt_issuer_domain"],

@@ -32,6 +32,8 @@ EXTENSIONS = {
     "image/webp": "webp",
     "image/bmp": "bmp",
     "image/tiff": "tiff",
+    "image/heic": "heic",
+    "image/avif": "avif",
     "video/mp4": "mp4",
     "video/quicktime": "mov",
     "video/webm": "webm",
@@ -121,7 +123,7 @@ def get_owned_asset(session: Session, user_id: str, asset_id: str, *, for_update
 
 def object_keys(asset: Asset) -> list[str]:
     """Every storage object the asset owns: its original and each rendition."""
-    keys = (asset.storage_key, asset.thumbnail_key, asset.preview_key, asset.poster_key)
+    keys = (asset.storage_key, asset.thumbnail_key, asset.preview_key, asset.poster_key, asset.display_key)
     return [key for key in keys if key]
 
 

@@ -49,7 +49,14 @@ from web.schemas.assets import GenerationMetadata, UploadHints
 from web.services import services
 from workers.media.errors import MediaRejected
 from workers.media.limits import MediaLimits
-from workers.media.sniff import SNIFF_BYTES, SniffedType, check_dimensions, image_header_size, sniff
+from workers.media.sniff import (
+    ACCEPTED_TYPES_DESCRIPTION,
+    SNIFF_BYTES,
+    SniffedType,
+    check_dimensions,
+    image_header_size,
+    sniff,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -158,7 +165,7 @@ def inspect_upload(upload: ReceivedUpload, limits: MediaLimits) -> SniffedType:
     upload.file.seek(0)
     sniffed = sniff(upload.file.read(SNIFF_BYTES))
     if sniffed is None:
-        raise UnsupportedMediaType("Accepted: JPEG, PNG, GIF, WebP, BMP, TIFF, MP4, MOV, WebM, MPEG, AVI.")
+        raise UnsupportedMediaType(f"Accepted: {ACCEPTED_TYPES_DESCRIPTION}.")
     if sniffed.kind == "image":
         try:
             check_dimensions(*image_header_size(upload.file, sniffed), limits)

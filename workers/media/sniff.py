@@ -5,7 +5,15 @@ import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from PIL import BmpImagePlugin, GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
+from PIL import (
+    AvifImagePlugin,
+    BmpImagePlugin,
+    GifImagePlugin,
+    Image,
+    JpegImagePlugin,
+    PngImagePlugin,
+    TiffImagePlugin,
+)
 
 from workers.media.errors import MediaRejected
 from workers.media.limits import MediaLimits
@@ -17,6 +25,11 @@ SNIFF_BYTES = 1024
 _MP4_BRANDS = frozenset({
     b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1",
     b"M4V ", b"M4VP", b"mmp4", b"dash", b"msnv", b"MSNV", b"f4v ", b"XAVC",
+})  # fmt: skip
+# ISO-BMFF brands of still images (and image sequences, of which only the primary image is used).
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_HEIF_BRANDS = frozenset({
+    b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1",
 })  # fmt: skip
 _QUICKTIME_BRAND = b"qt  "
 # Classic QuickTime files may start with these atoms instead of `ftyp`.
@@ -48,6 +61,8 @@ GIF = _image("image/gif", "GIF")
 WEBP = _image("image/webp", "WEBP")
 BMP = _image("image/bmp", "BMP")
 TIFF = _image("image/tiff", "TIFF")
+HEIC = _image("image/heic", "HEIF")
+AVIF = _image("image/avif", "AVIF")
 MP4 = _video("video/mp4", "mov")
 QUICKTIME = _video("video/quicktime", "mov")
 WEBM = _video("video/webm", "matroska")
@@ -55,8 +70,13 @@ MPEG_PS = _video("video/mpeg", "mpeg")
 MPEG_TS = _video("video/mp2t", "mpegts")
 AVI = _video("video/x-msvideo", "avi")
 
-IMAGE_FORMATS = frozenset(t.pil_format for t in (JPEG, PNG, GIF, WEBP, BMP, TIFF))
+IMAGE_FORMATS = frozenset(t.pil_format for t in (JPEG, PNG, GIF, WEBP, BMP, TIFF, HEIC, AVIF))
 VIDEO_DEMUXERS = frozenset(t.demuxer for t in (MP4, QUICKTIME, WEBM, MPEG_PS, MPEG_TS, AVI))
+# Originals a browser cannot show, which get a full-size `display` copy. BMP is not among them: every
+# current browser displays it. TIFF only Safari does, AVIF not older browsers, HEIC hardly any.
+NEEDS_DISPLAY_COPY = frozenset({HEIC.mime_type, AVIF.mime_type, TIFF.mime_type})
+# The accepted types in words, for people (the API's 415 message, the docs).
+ACCEPTED_TYPES_DESCRIPTION = "JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC, AVIF, MP4, MOV, WebM, MPEG, AVI"
 
 
 def sniff(head: bytes) -> SniffedType | None:
@@ -111,8 +131,13 @@ def _iso_bmff(head: bytes) -> SniffedType | None:
         return QUICKTIME
     if major in _MP4_BRANDS:
         return MP4
-    compatible = {head[i : i + 4] for i in range(16, min(box_size, len(head)) - 3, 4)}
-    return MP4 if compatible & _MP4_BRANDS and not compatible & {b"heic", b"mif1", b"avif"} else None
+    brands = {major} | {head[i : i + 4] for i in range(16, min(box_size, len(head)) - 3, 4)}
+    # AVIF files list mif1 too, so AV1 is decided first; any still-image brand makes the file an image.
+    if brands & _AVIF_BRANDS:
+        return AVIF
+    if brands & _HEIF_BRANDS:
+        return HEIC
+    return MP4 if brands & _MP4_BRANDS else None
 
 
 def check_dimensions(width: int, height: int, limits: MediaLimits) -> None:
@@ -135,12 +160,19 @@ _HEADER_READERS = {
     "GIF": GifImagePlugin.GifImageFile,
     "BMP": BmpImagePlugin.BmpImageFile,
     "TIFF": TiffImagePlugin.TiffImageFile,
+    # libavif parses the container only; pixels are decoded at load().
+    "AVIF": AvifImagePlugin.AvifImageFile,
 }
-_HEADER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError, KeyError)
+_HEADER_ERRORS = (
+    OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError, KeyError, RuntimeError,
+)  # fmt: skip
 
 
 def image_header_size(fp: BinaryIO, sniffed: SniffedType) -> tuple[int, int]:
-    """Width and height as the header declares them (before EXIF orientation), decoding no pixels."""
+    """Width and height as the header declares them (before EXIF orientation), decoding no pixels.
+
+    HEIF reports its primary image's size with `irot` already applied, as libheif will decode it.
+    """
     if sniffed.kind != "image" or sniffed.pil_format not in IMAGE_FORMATS:
         raise MediaRejected("unsupported-format", f"{sniffed.mime_type} is not an image we decode")
     fp.seek(0)
@@ -151,6 +183,8 @@ def image_header_size(fp: BinaryIO, sniffed: SniffedType) -> tuple[int, int]:
     if sniffed.pil_format == "WEBP":
         # Pillow's WebP open reads the whole file and allocates the canvas: not a header read.
         return _webp_canvas_size(head)
+    if sniffed.pil_format == "HEIF":
+        return _heif_size(fp)
     try:
         with warnings.catch_warnings():
             # Damaged metadata is for the image task to judge (it fails the asset `corrupt`); only the
@@ -166,6 +200,19 @@ def image_header_size(fp: BinaryIO, sniffed: SniffedType) -> tuple[int, int]:
     finally:
         fp.seek(0)
     return reader.size
+
+
+def _heif_size(fp: BinaryIO) -> tuple[int, int]:
+    # Imported here: the module is loaded by the API process, which reads HEIF headers only when sent one.
+    import pillow_heif
+
+    try:
+        # libheif parses the boxes; a grid's size is what its `ispe` claims, however few tiles it holds.
+        return pillow_heif.open_heif(fp, convert_hdr_to_8bit=True).size
+    except _HEADER_ERRORS as error:
+        raise MediaRejected("corrupt", f"unreadable HEIF header: {error}") from error
+    finally:
+        fp.seek(0)
 
 
 def _webp_canvas_size(head: bytes) -> tuple[int, int]:

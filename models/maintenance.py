@@ -129,7 +129,13 @@ def delete_abandoned_objects(
 def _owned_keys(session: Session, keys: list[str]) -> set[str]:
     ids = {key: _owner_id(key) for key in keys}
     owner_ids = {owner for owner in ids.values() if owner is not None}
-    asset_keys = [Asset.storage_key, Asset.thumbnail_key, Asset.preview_key, Asset.poster_key]
+    asset_keys = [
+        Asset.storage_key,
+        Asset.thumbnail_key,
+        Asset.preview_key,
+        Asset.poster_key,
+        Asset.display_key,
+    ]
     referenced = union(
         *(select(column.label("key")).where(column.in_(keys)) for column in asset_keys),
         select(Project.thumbnail_key.label("key")).where(Project.thumbnail_key.in_(keys)),

@@ -1,4 +1,4 @@
-"""The image task: WebP thumbnail, preview and placeholder for an uploaded image (queue `images`)."""
+"""The image task: thumbnail, preview, placeholder and display copy for an uploaded image (queue `images`)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def image_outcome(context: WorkerContext, claim: Claim, limits: MediaLimits) -> 
     renditions = {"thumbnail": made.thumbnail}
     if made.preview is not None:
         renditions["preview"] = made.preview
+    if made.display is not None:
+        renditions["display"] = made.display
     return Outcome(renditions, {"width": made.width, "height": made.height, "placeholder": made.placeholder})
 
 

@@ -82,6 +82,7 @@ RENDITION_COLUMNS = {
     "thumbnail": ("thumbnail_key",),
     "preview": ("preview_key",),
     "poster": ("poster_key", "thumbnail_key"),
+    "display": ("display_key",),
 }
 
 
@@ -104,6 +105,12 @@ class Outcome:
 
 
 Make = Callable[[WorkerContext, Claim, MediaLimits], Outcome]
+
+
+def _content_type(rendition: bytes) -> str:
+    # WebP, except a display copy too large for WebP, which is JPEG.
+    sniffed = sniff(rendition[:16])
+    return sniffed.mime_type if sniffed is not None else WEBP
 
 
 def sniffed_as(head: bytes, kind: str) -> SniffedType:
@@ -176,7 +183,7 @@ def finish(context: WorkerContext, claim: Claim, outcome: Outcome) -> str | None
         keys = {}
         for name, data in outcome.renditions.items():
             key = fresh_key(claim, name)
-            context.storage.put(key, io.BytesIO(data), content_type=WEBP)
+            context.storage.put(key, io.BytesIO(data), content_type=_content_type(data))
             stored.append(key)
             keys.update(dict.fromkeys(RENDITION_COLUMNS[name], key))
         with context.sessions.begin() as session:

@@ -57,6 +57,9 @@ class AssetUrls(Body):
     thumbnail: str | None
     preview: str | None
     poster: str | None
+    # What the canvas shows full size: the original if a browser can display it, else a converted copy
+    # (null until that copy is made).
+    display: str | None
 
 
 class AssetOut(Body):

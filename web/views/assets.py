@@ -24,6 +24,7 @@ from web.schemas.assets import AssetOut, AssetPage, AssetUrls, GenerationMetadat
 from web.services import services
 from web.uploads import inspect_upload, parse_fields, receive_upload, store_upload
 from workers.media.limits import media_limits
+from workers.media.sniff import NEEDS_DISPLAY_COPY
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
 WEBP = "image/webp"
@@ -33,8 +34,14 @@ def asset_out(asset: Asset) -> dict[str, Any]:
     """The asset's JSON body, with short-lived signed URLs for every object it has."""
     storage, ttl = services().storage, services().settings.signed_url_ttl_seconds
 
-    def signed(key: str | None, content_type: str) -> str | None:
+    def signed(key: str | None, content_type: str | None) -> str | None:
         return storage.url(key, expires_in=ttl, content_type=content_type) if key else None
+
+    original = signed(asset.storage_key if asset.size_bytes else None, asset.mime_type)
+    # A display copy is stored as WebP or (past WebP's size) JPEG: the stored type is served.
+    display = signed(asset.display_key, None) or (
+        original if asset.type == "image" and asset.mime_type not in NEEDS_DISPLAY_COPY else None
+    )
 
     return dump(
         AssetOut(
@@ -55,10 +62,11 @@ def asset_out(asset: Asset) -> dict[str, Any]:
             created_at=epoch_ms(asset.created_at),
             urls=AssetUrls(
                 # An import has no original until its task has stored one.
-                original=signed(asset.storage_key if asset.size_bytes else None, asset.mime_type),
+                original=original,
                 thumbnail=signed(asset.thumbnail_key, WEBP),
                 preview=signed(asset.preview_key, WEBP),
                 poster=signed(asset.poster_key, WEBP),
+                display=display,
             ),
         )
     )

@@ -167,7 +167,7 @@ def hdr_clip(directory: Path, transfer: str = "arib-std-b67") -> Path:
     tag = {"arib-std-b67": "arib-std-b67", "smpte2084": "smpte2084"}[transfer]
     convert = (
         "zscale=tin=bt709:pin=bt709:min=bt709:rin=tv:t=linear:npl=100,format=gbrpf32le,"
-        f"zscale=t={transfer}:p=bt2020:m=bt2020nc:r=tv:npl=100,format=yuv420p10le"
+        f"zscale=t={transfer}:p=bt2020:m=bt2020nc:r=tv:npl=203,format=yuv420p10le"
     )
     _ffmpeg(
         "-i", str(sdr_clip(directory)), "-vf", convert,
@@ -178,20 +178,22 @@ def hdr_clip(directory: Path, transfer: str = "arib-std-b67") -> Path:
     return path
 
 
-def matrix_rotated_mp4(directory: Path, degrees: int) -> Path:
-    """A 160x120 MP4 whose track header's display matrix rotates it (no legacy `rotate` tag written)."""
-    path = Path(directory) / f"matrix-{degrees}.mp4"
-    _ffmpeg(
-        "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=1",
-        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path),
-    )  # fmt: skip
-    content = bytearray(path.read_bytes())
+def matrix_rotated(source: Path, degrees: int) -> Path:
+    """A copy of an MP4 whose track header's display matrix turns it `degrees` clockwise.
+
+    The matrix is written into the `tkhd` box directly: no legacy `rotate` tag, which current ffmpeg ignores.
+    """
+    path = source.with_name(f"{source.stem}-matrix-{degrees}.mp4")
+    content = bytearray(source.read_bytes())
     tkhd = content.find(b"tkhd")
     version = content[tkhd + 4]
-    matrix_at = tkhd + 4 + 4 + (32 if version == 1 else 20) + 8 + 2 + 2 + 2 + 2
-    # ISO/IEC 14496-12 matrix {a b u c d v x y w}: a, b, c, d in 16.16, u, v, w in 2.30, x, y in 16.16.
+    # After the type: version/flags, times and track id (and a reserved word), duration, 8 reserved
+    # bytes, layer, alternate group, volume, 2 reserved bytes, then the matrix.
+    matrix_at = tkhd + 4 + 4 + (20 if version == 1 else 12) + 4 + (8 if version == 1 else 4) + 8 + 8
+    width, height = struct.unpack_from(">II", content, matrix_at + 36)
+    width, height = width >> 16, height >> 16
+    # ISO/IEC 14496-12 matrix {a b u c d v x y w}: a, b, c, d, x, y in 16.16, u, v, w in 2.30.
     cos, sin = {90: (0, 1), 180: (-1, 0), 270: (0, -1)}[degrees]
-    width, height = 160, 120
     tx, ty = {90: (height, 0), 180: (width, height), 270: (0, width)}[degrees]
     matrix = (cos << 16, sin << 16, 0, -sin << 16, cos << 16, 0, tx << 16, ty << 16, 1 << 30)
     struct.pack_into(">9i", content, matrix_at, *matrix)

@@ -6,8 +6,8 @@ from PIL import AvifImagePlugin, features
 
 
 @cache
-def register_heif() -> None:
-    """Let Pillow open HEIF files (primary image only), once per process; AVIF decodes on one thread."""
+def prepare_heif_and_avif() -> None:
+    """Let Pillow open HEIF files (primary image only) and decode AVIF on one thread; once per process."""
     # Imported here, not at module level: only processes that read HEIF pay for loading libheif.
     import pillow_heif
 

@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from PIL import Image
 
-from workers.media.codecs import register_heif
+from workers.media.codecs import prepare_heif_and_avif
 from workers.media.color import embedded_profile, resizable, to_srgb
 from workers.media.errors import MediaRejected
 from workers.media.frames import count_frames
@@ -117,8 +117,8 @@ def _opened(source: Source, sniffed: SniffedType, limits: MediaLimits) -> Iterat
         warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         fp = source if hasattr(source, "read") else stack.enter_context(open(source, "rb"))
         _lift_pillow_bomb_limit(limits.max_pixels)
-        if sniffed.pil_format == "HEIF":
-            register_heif()
+        if sniffed.pil_format in ("HEIF", "AVIF"):
+            prepare_heif_and_avif()
         check_dimensions(*image_header_size(fp, sniffed), limits)
         if count_frames(fp, sniffed, stop_after=limits.max_frames) > limits.max_frames:
             raise MediaRejected("too-many-frames", f"more than {limits.max_frames} frames")

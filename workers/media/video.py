@@ -212,10 +212,12 @@ def poster_command(path: str, sniffed: SniffedType, info: VideoInfo, at: float) 
 def tone_map_filter(info: VideoInfo) -> str:
     """zscale + tonemap from the video's PQ/HLG BT.2020 (as probed) to SDR BT.709 RGB."""
     # Run after the scale to poster size: the float conversions then cost a poster's pixels, not 4K's.
+    # 4:4:4 first: zscale refuses subsampled frames of odd size, and posters often have an odd side.
     primaries = info.primaries if info.primaries in _ZSCALE_PRIMARIES else "bt2020"
     matrix = info.matrix if info.matrix in _ZSCALE_MATRICES else "bt2020nc"
     colour_range = info.colour_range if info.colour_range in _ZSCALE_RANGES else "tv"
     return ",".join((
+        "format=yuv444p16le",
         f"zscale=tin={info.transfer}:pin={primaries}:min={matrix}:rin={colour_range}"
         f":t=linear:npl={REFERENCE_WHITE_NITS}",
         "format=gbrpf32le",

@@ -73,6 +73,13 @@ def test_hdr_poster_matches_the_sdr_sources_own_poster_where_an_untone_mapped_on
     assert sdr_saturation - raw_saturation >= WASHED_OUT_BY, (raw_saturation, sdr_saturation)
 
 
+def test_hdr_poster_of_an_odd_size_is_made(sdr_and_hdr: dict[str, Path]) -> None:
+    # 4:2:0 frames of an odd height are what zscale refuses; a 16:9 poster of 400x225 is one.
+    info = replace(probe_video(str(sdr_and_hdr["hlg"]), MP4, LIMITS), width=400, height=225)
+    poster = Image.open(io.BytesIO(make_poster(str(sdr_and_hdr["hlg"]), MP4, info, LIMITS).webp))
+    assert poster.size == (400, 225)
+
+
 def test_only_hdr_posters_go_through_the_tone_mapping_filters(sdr_and_hdr: dict[str, Path]) -> None:
     for name in ("sdr", "hlg"):
         info = probe_video(str(sdr_and_hdr[name]), MP4, LIMITS)

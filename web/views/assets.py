@@ -84,7 +84,11 @@ def _refuse_bad_query(_req: Any, _resp: Any, error: Exception | None, *_: Any) -
 @rate_limited("upload")
 @api.validate(resp=Response(HTTP_201=AssetOut), tags=["assets"])
 def upload_asset():
-    """Upload an image or video: multipart `file`, optional `metadata` JSON, width/height/duration hints."""
+    """Upload an image or video: multipart `file`, optional `metadata` JSON, width/height/duration hints.
+
+    Accepted by their magic bytes: JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF, MP4, MOV, WebM, MPEG,
+    AVI (anything else is a 415). HEIC, AVIF and TIFF get a browser-displayable `urls.display` copy.
+    """
     identity = current_identity()
     with db().begin():
         plan = get_plan(db(), ensure_user(db(), identity.user_id, identity.email).tier)

@@ -48,10 +48,13 @@ def _to_eight_bit(img: Image.Image) -> Image.Image:
     return wide.point(lambda v: v * scale + offset).convert("L")
 
 
-def to_srgb(img: Image.Image, icc_profile: bytes | None) -> Image.Image:
-    """RGB or RGBA in sRGB: the embedded profile applied if it can be, CMYK converted, alpha kept."""
+def to_srgb(img: Image.Image, icc_profile: bytes | None, *, in_place: bool = False) -> Image.Image:
+    """RGB or RGBA in sRGB: the embedded profile applied if it can be, CMYK converted, alpha kept.
+
+    With `in_place`, an RGB image the caller owns is converted without a copy.
+    """
     if icc_profile:
-        converted = _apply_profile(img, icc_profile)
+        converted = _apply_profile(img, icc_profile, in_place)
         if converted is not None:
             return converted
     if img.mode == "LA":
@@ -59,12 +62,15 @@ def to_srgb(img: Image.Image, icc_profile: bytes | None) -> Image.Image:
     return img if img.mode in ("RGB", "RGBA") else img.convert("RGB")
 
 
-def _apply_profile(img: Image.Image, icc_profile: bytes) -> Image.Image | None:
+def _apply_profile(img: Image.Image, icc_profile: bytes, in_place: bool = False) -> Image.Image | None:
     alpha = img.getchannel("A") if img.mode in ("RGBA", "LA") else None
     colour = img.convert(img.mode[:-1]) if alpha is not None else img
     transform = _transform(icc_profile, colour.mode)
     if transform is None:
         return None
+    if in_place and alpha is None and colour.mode == "RGB":
+        ImageCms.applyTransform(colour, transform, inPlace=True)
+        return colour
     converted = ImageCms.applyTransform(colour, transform)
     if alpha is not None:
         converted.putalpha(alpha)

@@ -68,20 +68,33 @@ def make_image_renditions(source: Source, sniffed: SniffedType, limits: MediaLim
     or depth maps), in its `irot`/`imir` orientation, its ICC or `nclx` colour converted to sRGB, and
     10-bit pixels reduced to 8.
     """
+    full = None
     with _opened(source, sniffed, limits) as im:
         orientation = _orientation(im)
         icc_profile = embedded_profile(im.info)
         width, height = im.size
-        display = None
         if sniffed.mime_type in NEEDS_DISPLAY_COPY:
-            display = _display(im, icc_profile, orientation, limits)
-        preview = None
-        if max(width, height) > PREVIEW_SIDE:
+            # The display copy is already sRGB and upright: the smaller renditions are cut from it.
+            full = _display_image(im, icc_profile, orientation, limits)
+        elif max(width, height) > PREVIEW_SIDE:
             preview_image = _finish(_shrunk(im, PREVIEW_SIDE, _PREVIEW_RESAMPLE), icc_profile, orientation)
-            preview = encode_webp(preview_image)
-            thumbnail_image = _resized(preview_image, _fit(preview_image.size, THUMBNAIL_SIDE))
         else:
+            preview_image = None
             thumbnail_image = _finish(_shrunk(im, THUMBNAIL_SIDE), icc_profile, orientation)
+    # The decoded original is dropped here (unless it is the display image itself) before encoding.
+    del im
+    display = None
+    if full is not None:
+        display = _encode_display(full)
+        preview_image = None
+        if max(full.size) > PREVIEW_SIDE:
+            preview_image = _resized(full, _fit(full.size, PREVIEW_SIDE), _PREVIEW_RESAMPLE)
+        thumbnail_image = _resized(preview_image or full, _fit(full.size, THUMBNAIL_SIDE))
+        del full
+    preview = None
+    if preview_image is not None:
+        preview = encode_webp(preview_image)
+        thumbnail_image = _resized(preview_image, _fit(preview_image.size, THUMBNAIL_SIDE))
     if orientation >= 5:
         width, height = height, width
     return ImageRenditions(
@@ -189,14 +202,23 @@ def _load(im: Image.Image) -> None:
         raise MediaRejected("corrupt", f"{im.format}: {error}") from error
 
 
-def _display(im: Image.Image, icc_profile: bytes | None, orientation: int, limits: MediaLimits) -> bytes:
+def _display_image(
+    im: Image.Image, icc_profile: bytes | None, orientation: int, limits: MediaLimits
+) -> Image.Image:
     """The whole picture as a browser shows it: sRGB, upright, at most `limits.max_pixels`."""
     _load(im)
     # The header was checked against the limit, but a HEIF grid may decode larger than its `ispe` says.
     width, height = im.size
     scale = min(1.0, (limits.max_pixels / (width * height)) ** 0.5)
-    target = (max(1, int(width * scale)), max(1, int(height * scale)))
-    img = _finish(_resized(resizable(im), target), icc_profile, orientation)
+    img = _resized(resizable(im), (max(1, int(width * scale)), max(1, int(height * scale))))
+    # Turned first, then converted in place when that made a copy: at most one full-size copy beside
+    # the decoded original, which is what bounds memory on a 100 MP photo.
+    for method in _TRANSPOSE.get(orientation, []):
+        img = img.transpose(method)
+    return to_srgb(img, icc_profile, in_place=img is not im)
+
+
+def _encode_display(img: Image.Image) -> bytes:
     if max(img.size) > WEBP_MAX_SIDE:
         return encode_jpeg(img, DISPLAY_QUALITY)
     return encode_webp(img, DISPLAY_QUALITY)

@@ -25,10 +25,12 @@ PREVIEW_SIDE = 1600
 # reduce() by whole factors while at least this much resampling is left, then resample: box-reducing
 # a 12 MP image is ~10x cheaper than Lanczos over it, and the thumbnails stay >50 dB against it.
 REDUCING_GAP = 2.0
+# The display copy is what the canvas shows full size, so it is kept closer to the original than
+# the thumbnails (bench/RESULTS.md: ~4 MB for a 12 MP photo).
+DISPLAY_QUALITY = 90
 # The preview is mostly a 1/2-scale JPEG decode resampled by ~1.25, where Pillow's (antialiased)
 # bilinear costs under half of Lanczos and the difference does not show; thumbnails keep Lanczos.
 _PREVIEW_RESAMPLE = Image.Resampling.BILINEAR
-DISPLAY_QUALITY = 90
 _THUMBNAIL_RESAMPLE = Image.Resampling.LANCZOS
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE = {
@@ -89,7 +91,8 @@ def make_image_renditions(source: Source, sniffed: SniffedType, limits: MediaLim
         preview_image = None
         if max(full.size) > PREVIEW_SIDE:
             preview_image = _resized(full, _fit(full.size, PREVIEW_SIDE), _PREVIEW_RESAMPLE)
-        thumbnail_image = _resized(preview_image or full, _fit(full.size, THUMBNAIL_SIDE))
+        else:
+            thumbnail_image = _resized(full, _fit(full.size, THUMBNAIL_SIDE))
         del full
     preview = None
     if preview_image is not None:
@@ -212,7 +215,7 @@ def _display_image(
     scale = min(1.0, (limits.max_pixels / (width * height)) ** 0.5)
     img = _resized(resizable(im), (max(1, int(width * scale)), max(1, int(height * scale))))
     # Turned first, then converted in place when that made a copy: at most one full-size copy beside
-    # the decoded original, which is what bounds memory on a 100 MP photo.
+    # the decoded original (a 48 MP HEIC peaked at 532 MB this way, 712 MB converting then turning).
     for method in _TRANSPOSE.get(orientation, []):
         img = img.transpose(method)
     return to_srgb(img, icc_profile, in_place=img is not im)

@@ -1,19 +1,12 @@
 """What an upload is, from its magic bytes and header alone: cheap enough for the API process."""
 
+import io
 import struct
 import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from PIL import (
-    AvifImagePlugin,
-    BmpImagePlugin,
-    GifImagePlugin,
-    Image,
-    JpegImagePlugin,
-    PngImagePlugin,
-    TiffImagePlugin,
-)
+from PIL import BmpImagePlugin, GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
 
 from workers.media.errors import MediaRejected
 from workers.media.limits import MediaLimits
@@ -160,9 +153,9 @@ _HEADER_READERS = {
     "GIF": GifImagePlugin.GifImageFile,
     "BMP": BmpImagePlugin.BmpImageFile,
     "TIFF": TiffImagePlugin.TiffImageFile,
-    # libavif parses the container only; pixels are decoded at load().
-    "AVIF": AvifImagePlugin.AvifImageFile,
 }
+# Phones write kilobytes of `meta` (items, their locations and properties); EXIF and pixels are in `mdat`.
+_HEIF_META_BYTES = 4 * 1024 * 1024
 _HEADER_ERRORS = (
     OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError, KeyError, RuntimeError,
 )  # fmt: skip
@@ -183,7 +176,7 @@ def image_header_size(fp: BinaryIO, sniffed: SniffedType) -> tuple[int, int]:
     if sniffed.pil_format == "WEBP":
         # Pillow's WebP open reads the whole file and allocates the canvas: not a header read.
         return _webp_canvas_size(head)
-    if sniffed.pil_format == "HEIF":
+    if sniffed.pil_format in ("HEIF", "AVIF"):
         return _heif_size(fp)
     try:
         with warnings.catch_warnings():
@@ -207,12 +200,40 @@ def _heif_size(fp: BinaryIO) -> tuple[int, int]:
     import pillow_heif
 
     try:
-        # libheif parses the boxes; a grid's size is what its `ispe` claims, however few tiles it holds.
-        return pillow_heif.open_heif(fp, convert_hdr_to_8bit=True).size
+        # libheif parses the `meta` box alone (the image data is not needed to know the size); a grid's
+        # size is what its `ispe` claims, however few tiles it holds. Reported with `irot` applied.
+        return pillow_heif.open_heif(io.BytesIO(_ftyp_and_meta(fp)), convert_hdr_to_8bit=True).size
     except _HEADER_ERRORS as error:
         raise MediaRejected("corrupt", f"unreadable HEIF header: {error}") from error
     finally:
         fp.seek(0)
+
+
+def _ftyp_and_meta(fp: BinaryIO) -> bytes:
+    """The `ftyp` and `meta` boxes of an ISO-BMFF file, skipping `mdat` and the rest without reading them."""
+    # Both HEIC and AVIF readers (libheif, libavif) read the whole file; the API should not hold a
+    # 25 MiB upload in memory to learn a size from a few kilobytes of boxes.
+    kept = b""
+    fp.seek(0)
+    while len(kept) <= _HEIF_META_BYTES:
+        header = fp.read(8)
+        if len(header) < 8:
+            break
+        size, kind = struct.unpack(">I4s", header)
+        if size == 1:
+            header += fp.read(8)
+            size = struct.unpack_from(">Q", header, 8)[0] if len(header) == 16 else 0
+        if kind in (b"ftyp", b"meta"):
+            if not len(header) <= size <= _HEIF_META_BYTES:
+                raise ValueError(f"{kind.decode()} box of {size} bytes")
+            kept += header + fp.read(size - len(header))
+            if kind == b"meta":
+                return kept
+        elif size < len(header):  # 0: the box runs to the end of the file, and no `meta` came first
+            break
+        else:
+            fp.seek(size - len(header), 1)
+    raise ValueError("no meta box")
 
 
 def _webp_canvas_size(head: bytes) -> tuple[int, int]:

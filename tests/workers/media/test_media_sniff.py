@@ -188,3 +188,31 @@ def test_pixel_count_over_the_limit_is_too_many_pixels_even_when_each_side_fits(
     with pytest.raises(MediaRejected) as refused:
         check_dimensions(5_000, 5_000, MediaLimits(max_pixels=20_000_000))
     assert refused.value.code == "too-many-pixels"
+
+
+class CountingReader(io.BytesIO):
+    """A file object that counts the bytes read from it."""
+
+    bytes_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.bytes_read += len(data)
+        return data
+
+
+@pytest.mark.parametrize("make", [phone.heic, phone.avif], ids=["heic", "avif"])
+def test_header_size_of_heic_and_avif_reads_their_boxes_not_their_image_data(make) -> None:
+    content = make(media.pattern(1600, 1200))
+    fp = CountingReader(content)
+    assert image_header_size(fp, sniff(content)) == (1600, 1200)
+    assert fp.bytes_read < 4096 < len(content) // 4
+
+
+def test_heic_whose_meta_box_claims_more_than_the_bound_is_corrupt() -> None:
+    content = bytearray(phone.heic(media.pattern(64, 48)))
+    meta = content.find(b"meta") - 4
+    struct.pack_into(">I", content, meta, 64 * 1024 * 1024)
+    with pytest.raises(MediaRejected) as refused:
+        image_header_size(io.BytesIO(bytes(content)), sniff(bytes(content)))
+    assert refused.value.code == "corrupt"

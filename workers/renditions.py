@@ -135,6 +135,10 @@ def process(asset_id: str, make: Make, *, retries: int = 0) -> str | None:
         return fail(context, claim, "timeout")
     except ObjectMissing:
         return fail(context, claim, "original-missing")
+    except MemoryError:
+        # The process's memory ceiling (workers.memory) stopped the work; what it held is freed by now.
+        log.warning("media over the memory ceiling", asset_id=asset_id, code="too-large")
+        return fail(context, claim, "too-large")
     except StorageError:
         if retries >= TRANSIENT_RETRIES:
             fail(context, claim, "storage-unavailable")

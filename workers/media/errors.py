@@ -11,6 +11,7 @@ CODES = frozenset(
         "no-video-stream",
         "timeout",
         "empty",
+        "too-large",
     }
 )
 

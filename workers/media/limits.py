@@ -4,6 +4,12 @@ from dataclasses import dataclass
 
 from models.settings import Settings
 
+MIB = 1024 * 1024
+# Address space ffmpeg maps without making it resident (codec libraries, thread pools): it does not even
+# start under 384 MiB, while a 4K poster frame peaks at ~80 MiB resident. Its RLIMIT_AS is the task
+# process ceiling plus this.
+FFMPEG_MAPPED_MB = 1024
+
 
 @dataclass(frozen=True)
 class MediaLimits:
@@ -30,4 +36,5 @@ def media_limits(settings: Settings) -> MediaLimits:
         max_dimension=settings.max_dimension,
         max_pixels=settings.max_image_pixels,
         max_video_seconds=settings.max_video_seconds,
+        child_memory_bytes=(settings.worker_memory_limit_mb + FFMPEG_MAPPED_MB) * MIB,
     )

@@ -90,6 +90,7 @@ def test_an_image_worker_child_stays_under_the_ceiling_on_16_bit_rgba_and_100_mp
     sessions, storage, created = committed
     ceiling = settings.worker_memory_limit_mb * MIB
     with running(worker_command("images"), settings_env(settings), tmp_path / "worker.log") as worker:
+        children = wait_until(lambda: _pool_children(worker.pid))
         for label, (content, ext) in large_inputs.items():
             asset_id = add_asset(sessions, storage, content, ext=ext, user_id=USER)
             created.append(asset_id)
@@ -97,8 +98,9 @@ def test_an_image_worker_child_stays_under_the_ceiling_on_16_bit_rgba_and_100_mp
             row = _finished(settings, sessions, asset_id)
 
             assert (label, row.status, row.error) == (label, "ready", None)
-            # A child past worker_max_memory_per_child is replaced after its task: read them all.
-            peaks = [_peak_resident(child) for child in wait_until(lambda: _pool_children(worker.pid))]
+            # A child past worker_max_memory_per_child (the ceiling) would be replaced after its task.
+            assert (label, _pool_children(worker.pid)) == (label, children)
+            peaks = [_peak_resident(child) for child in children]
             assert max(peaks) < ceiling, (label, [peak // MIB for peak in peaks])
 
 

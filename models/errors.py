@@ -43,8 +43,16 @@ class TooManyProjects(Conflict):
     type, title = "too-many-projects", "Project limit reached"
 
 
+class PatchConflict(Conflict):
+    type, title = "patch-conflict", "The patch does not apply to the current state"
+
+
 class PreconditionFailed(DomainError):
     type, status, title = "revision-mismatch", 412, "The project changed since it was read"
+
+
+class PreconditionRequired(DomainError):
+    type, status, title = "precondition-required", 428, "This change needs If-Match"
 
 
 class PayloadTooLarge(DomainError):

@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime
 
+from jsonpatch import JsonPatch
 from sqlalchemy import String, Uuid, any_, bindparam, cast, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session, load_only
 
-from models.canvas import CanvasState
+from models.canvas import CanvasState, parse_canvas_state
+from models.canvas_patches import AssetReference, apply_canvas_patch, asset_references
 from models.errors import BadRequest, NotFound, PreconditionFailed, TooManyProjects, ValidationFailed
 from models.tables import Asset, PendingDeletion, Project, User
 
@@ -104,11 +107,53 @@ def save_state(
     """Store a validated canvas as sent, in one UPDATE; `expected_revisions` is the If-Match (None: any)."""
     pid = parse_id(project_id)
     _check_asset_ownership(session, user_id, state)
+    return _store(session, user_id, pid, raw_state, state, expected_revisions)
+
+
+def patch_state(
+    session: Session,
+    user_id: str,
+    project_id: str,
+    patch: JsonPatch,
+    expected_revisions: list[int],
+    limits: tuple[int, int],
+) -> Saved:
+    """Apply a JSON Patch to the If-Match revision under a row lock; stored as a full save of the result.
+
+    `limits` is (most elements, most bytes) of a canvas state. Read-modify-write under `FOR UPDATE`:
+    a concurrent save waits for this transaction and then re-checks its own revision, so none is lost.
+    """
+    max_elements, max_bytes = limits
+    pid = parse_id(project_id)
+    current = session.execute(
+        select(Project.revision, Project.canvas_state)
+        .where(Project.id == pid, Project.user_id == user_id)
+        .with_for_update()
+    ).one_or_none()
+    if current is None:
+        raise NotFound("No such project.")
+    if current.revision not in expected_revisions:
+        raise _stale(current.revision)
+    already_named = asset_references(current.canvas_state)
+    raw_state = apply_canvas_patch(current.canvas_state, patch, max_bytes)
+    state = parse_canvas_state(raw_state, max_elements)
+    _check_asset_ownership(session, user_id, state, already_named)
+    return _store(session, user_id, pid, raw_state.decode(), state, [current.revision])
+
+
+def _store(
+    session: Session,
+    user_id: str,
+    pid: uuid.UUID,
+    raw_state: str,
+    state: CanvasState,
+    expected_revisions: list[int] | None,
+) -> Saved:
     images, videos = state.counts()
     conditions = [Project.id == pid, Project.user_id == user_id]
     if expected_revisions is not None:
         conditions.append(Project.revision.in_(expected_revisions))
-    # The raw text goes to jsonb as sent: no Python re-serialisation, no defaults added.
+    # The text goes to jsonb exactly as it was validated (a full save's body as sent): no defaults added.
     row = session.execute(
         update(Project)
         .where(*conditions)
@@ -133,19 +178,32 @@ def _refuse_failed_save(session: Session, user_id: str, pid: uuid.UUID) -> None:
     current = session.scalar(select(Project.revision).where(Project.id == pid, Project.user_id == user_id))
     if current is None:
         raise NotFound("No such project.")
+    raise _stale(current)
+
+
+def _stale(current: int) -> PreconditionFailed:
     error = PreconditionFailed(
         f"The project is at revision {current}; reload it and save again.", currentRevision=current
     )
     error.headers["ETag"] = etag(current)
-    raise error
+    return error
 
 
-def _check_asset_ownership(session: Session, user_id: str, state: CanvasState) -> None:
-    """Refuse elements whose asset is not the caller's (or not of the type the element claims)."""
-    referenced = state.asset_ids()
-    if not referenced:
+def _check_asset_ownership(
+    session: Session, user_id: str, state: CanvasState, already_named: Container[AssetReference] = frozenset()
+) -> None:
+    """Refuse elements whose asset is not the caller's (or not of the type the element claims).
+
+    Pairs of (assetId, assetType) in `already_named` were checked when the stored canvas was saved.
+    """
+    checked = [
+        (index, element)
+        for index, element in enumerate(state.elements)
+        if element.assetId is not None and (element.assetId, element.assetType) not in already_named
+    ]
+    if not checked:
         return
-    ids = [parsed for value in referenced if (parsed := _uuid_or_none(value)) is not None]
+    ids = list({parsed for _, element in checked if (parsed := _uuid_or_none(element.assetId)) is not None})
     owned = dict(
         session.execute(
             select(Asset.id, Asset.type).where(
@@ -153,9 +211,7 @@ def _check_asset_ownership(session: Session, user_id: str, state: CanvasState) -
             )
         ).all()
     )
-    for index, element in enumerate(state.elements):
-        if element.assetId is None:
-            continue
+    for index, element in checked:
         asset_type = owned.get(_uuid_or_none(element.assetId))
         if asset_type is None or (element.assetType is not None and element.assetType != asset_type):
             raise ValidationFailed(

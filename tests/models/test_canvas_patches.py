@@ -1,0 +1,252 @@
+"""Incremental saves: JSON Patch parsing and applying, and patch_state's lock, limits and stored result."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import jsonpatch
+import pytest
+from sqlalchemy import String, bindparam, cast, event, select, text
+from sqlalchemy.dialects.postgresql import JSONB
+
+from models import projects
+from models.canvas import parse_canvas_state
+from models.canvas_patches import apply_canvas_patch, asset_references, parse_canvas_patch
+from models.errors import (
+    BadRequest,
+    NotFound,
+    PatchConflict,
+    PayloadTooLarge,
+    PreconditionFailed,
+    ValidationFailed,
+)
+from models.tables import Asset, Project
+from models.users import ensure_user
+
+USER = "user_patches"
+LIMITS = (1000, 2 * 1024 * 1024)
+
+
+def element(element_id: str, x: float = 0.0, **extra) -> dict:
+    return {"id": element_id, "type": "image", "zIndex": 0,
+            "transform": {"x": x, "y": 0, "scale": 1, "rotation": 0}, **extra}  # fmt: skip
+
+
+def canvas(*elements: dict, **extra) -> dict:
+    return {"lastModified": 1, "elements": list(elements), **extra}
+
+
+def patch_of(*operations: dict) -> jsonpatch.JsonPatch:
+    return parse_canvas_patch(json.dumps(list(operations)).encode())
+
+
+def apply(document: dict, *operations: dict, max_bytes: int = 10**6) -> dict:
+    return json.loads(apply_canvas_patch(document, patch_of(*operations), max_bytes))
+
+
+def test_a_patch_applies_replace_add_remove_move_and_passing_tests_in_order():
+    document = canvas(element("a"), element("b"), element("c"))
+
+    patched = apply(
+        document,
+        {"op": "test", "path": "/elements/1/id", "value": "b"},
+        {"op": "replace", "path": "/elements/0/transform/x", "value": 12.5},
+        {"op": "remove", "path": "/elements/1"},
+        {"op": "add", "path": "/elements/-", "value": element("d")},
+        {"op": "move", "from": "/elements/0", "path": "/elements/2"},
+        {"op": "add", "path": "/backgroundColor", "value": "#fff"},
+    )
+
+    assert [e["id"] for e in patched["elements"]] == ["c", "d", "a"]
+    assert patched["elements"][2]["transform"]["x"] == 12.5
+    assert patched["backgroundColor"] == "#fff"
+
+
+def test_the_result_is_compact_json_keeping_non_ascii_text_as_is():
+    raw = apply_canvas_patch(canvas(), patch_of({"op": "add", "path": "/note", "value": "Ünïcode"}), 10**6)
+
+    assert raw == '{"lastModified":1,"elements":[],"note":"Ünïcode"}'.encode()
+
+
+@pytest.mark.parametrize("operation", [
+    {"op": "test", "path": "/lastModified", "value": 2},
+    {"op": "replace", "path": "/elements/5/transform/x", "value": 1},
+    {"op": "replace", "path": "/viewport", "value": {"x": 0, "y": 0, "scale": 1}},
+    {"op": "remove", "path": "/elements/1"},
+    {"op": "add", "path": "/elements/2", "value": {}},
+    {"op": "replace", "path": "/elements/first/id", "value": "x"},
+    {"op": "replace", "path": "/lastModified/x", "value": 1},
+    {"op": "move", "from": "/elements", "path": "/elements/0"},
+], ids=["failed-test", "index-past-end", "missing-member", "remove-missing", "insert-past-end",
+        "not-an-index", "into-a-number", "into-itself"])  # fmt: skip
+def test_a_patch_whose_base_is_not_the_stored_canvas_is_a_409_conflict(operation):
+    with pytest.raises(PatchConflict) as refused:
+        apply(canvas(element("a")), operation)
+
+    assert (refused.value.status, refused.value.type) == (409, "patch-conflict")
+
+
+@pytest.mark.parametrize("body", [
+    b'{"op": "add", "path": "/x", "value": 1}', b"[1]", b'[{"op": "frobnicate", "path": "/x"}]',
+    b'[{"path": "/x"}]', b'[{"op": "add", "path": "x", "value": 1}]', b'[{"op": "add", "path": 5}]',
+])  # fmt: skip
+def test_a_body_that_is_no_json_patch_is_a_422(body):
+    with pytest.raises(ValidationFailed):
+        parse_canvas_patch(body)
+
+
+@pytest.mark.parametrize("operation", [{"op": "add", "path": "/x"}, {"op": "move", "path": "/x"}])
+def test_an_operation_missing_its_value_or_from_is_a_422_when_applied(operation):
+    with pytest.raises(ValidationFailed):
+        apply(canvas(), operation)
+
+
+@pytest.mark.parametrize("body", [b"[{", b"\xff\xfe", b'[{"op": "test", "path": "", "value": NaN}]',
+                                  b"[" * 100_000 + b"]" * 100_000])  # fmt: skip
+def test_a_body_that_is_not_json_with_finite_numbers_is_a_400(body):
+    with pytest.raises(BadRequest):
+        parse_canvas_patch(body)
+
+
+def test_a_result_over_the_byte_cap_is_refused_even_from_a_small_patch():
+    big = "x" * 2000
+
+    with pytest.raises(PayloadTooLarge):
+        apply(canvas(), {"op": "add", "path": "/note", "value": big}, max_bytes=1500)
+
+
+def test_asset_references_are_the_pairs_the_stored_elements_name():
+    document = canvas(element("a", assetId="A", assetType="image"), element("b", assetId="B"), element("c"))
+
+    assert asset_references(document) == {("A", "image"), ("B", None), (None, None)}
+    assert asset_references({"elements": "nonsense"}) == set()
+
+
+@pytest.fixture
+def project_id(session) -> str:
+    ensure_user(session, USER)
+    project = projects.create_project(session, USER, None, 100)
+    session.commit()
+    return str(project.id)
+
+
+def put(session, project_id: str, state: dict) -> projects.Saved:
+    raw = json.dumps(state)
+    return projects.save_state(session, USER, project_id, raw, parse_canvas_state(raw.encode(), 1000), None)
+
+
+def stored(session, project_id: str) -> Project:
+    session.expire_all()
+    return session.get(Project, uuid.UUID(project_id))
+
+
+def add_asset(session, user_id: str = USER, kind: str = "image") -> str:
+    asset_id = uuid.uuid4()
+    session.add(Asset(id=asset_id, user_id=user_id, type=kind, storage_key=f"originals/x/{asset_id}.bin",
+                      mime_type="image/webp", size_bytes=1, status="ready"))  # fmt: skip
+    session.flush()
+    return str(asset_id)
+
+
+def test_patch_state_stores_what_a_full_save_of_the_result_stores(session, project_id):
+    put(session, project_id, canvas(element("a"), element("b", assetId=add_asset(session)), viewport=None))
+    before = stored(session, project_id).canvas_state
+    operations = [{"op": "replace", "path": "/elements/0/transform/x", "value": 7.25},
+                  {"op": "remove", "path": "/viewport"}, {"op": "add", "path": "/elements/-",
+                  "value": element("v", type="video")}]  # fmt: skip
+    expected = jsonpatch.apply_patch(before, operations)
+
+    saved = projects.patch_state(session, USER, project_id, patch_of(*operations), [1], LIMITS)
+
+    row = stored(session, project_id)
+    as_put = cast(bindparam("as_put", json.dumps(expected), type_=String), JSONB)
+    equal = session.scalar(select(Project.canvas_state == as_put).where(Project.id == row.id))
+    assert equal is True and row.canvas_state == expected
+    assert (saved.revision, row.revision, saved.image_count, saved.video_count) == (2, 2, 2, 1)
+    assert (row.image_count, row.video_count, row.last_saved_at) == (2, 1, saved.last_saved_at)
+
+
+def test_patch_state_refuses_a_stale_revision_with_412_and_the_current_etag(session, project_id):
+    put(session, project_id, canvas())
+
+    with pytest.raises(PreconditionFailed) as refused:
+        projects.patch_state(session, USER, project_id, patch_of(), [0], LIMITS)
+
+    assert refused.value.extra == {"currentRevision": 1}
+    assert refused.value.headers == {"ETag": '"1"'}
+
+
+def test_patch_state_on_someone_elses_or_a_missing_project_is_404(session, project_id):
+    ensure_user(session, "user_stranger")
+
+    for user, pid in (("user_stranger", project_id), (USER, str(uuid.uuid4())), (USER, "nope")):
+        with pytest.raises(NotFound):
+            projects.patch_state(session, user, pid, patch_of(), [0], LIMITS)
+
+
+def test_patch_state_locks_the_row_before_reading_it(session, project_id):
+    seen: list[str] = []
+    connection = session.connection()
+
+    def record(_conn, _cursor, statement, *_rest):
+        seen.append(statement)
+
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        projects.patch_state(session, USER, project_id, patch_of(), [0], LIMITS)
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+
+    reads = [statement for statement in seen if statement.lstrip().upper().startswith("SELECT")]
+    assert len(reads) == 1 and reads[0].rstrip().endswith("FOR UPDATE")
+
+
+@pytest.mark.parametrize("operation", [
+    {"op": "add", "path": "/elements/0/surprise", "value": True},
+    {"op": "replace", "path": "/elements/0/transform/x", "value": "1"},
+    {"op": "add", "path": "/elements/-", "value": element("a")},
+    {"op": "remove", "path": "/lastModified"},
+    {"op": "replace", "path": "/elements/0/transform/x", "value": "1e999"},
+])  # fmt: skip
+def test_a_patch_whose_result_breaks_the_schema_is_422_and_stores_nothing(session, project_id, operation):
+    put(session, project_id, canvas(element("a")))
+    # A number a double cannot hold, written as a number: refused like `1e999` in a full save.
+    raw = json.dumps([operation]).replace('"1e999"', "1e999").encode()
+
+    with pytest.raises(ValidationFailed):
+        projects.patch_state(session, USER, project_id, parse_canvas_patch(raw), [1], LIMITS)
+
+    assert stored(session, project_id).revision == 1
+
+
+def test_the_element_limit_applies_to_the_patched_canvas(session, project_id):
+    put(session, project_id, canvas(*(element(f"e{n}") for n in range(3))))
+
+    with pytest.raises(ValidationFailed) as refused:
+        projects.patch_state(
+            session, USER, project_id, patch_of({"op": "add", "path": "/elements/-", "value": element("x")}),
+            [1], (3, LIMITS[1]),
+        )  # fmt: skip
+
+    assert "3" in refused.value.detail
+
+
+def test_only_asset_references_the_patch_introduces_are_checked(session, project_id):
+    ensure_user(session, "user_other")
+    gone, theirs = add_asset(session), add_asset(session, "user_other")
+    put(session, project_id, canvas(element("old", assetId=gone)))
+    session.execute(text("DELETE FROM assets WHERE id = :id"), {"id": gone})
+    move = {"op": "replace", "path": "/elements/0/transform/x", "value": 5}
+    steal = {"op": "add", "path": "/elements/-", "value": element("new", assetId=theirs)}
+    retype = {"op": "add", "path": "/elements/0/assetType", "value": "video"}
+
+    moved = projects.patch_state(session, USER, project_id, patch_of(move), [1], LIMITS)
+    with pytest.raises(ValidationFailed) as stolen:
+        projects.patch_state(session, USER, project_id, patch_of(steal), [2], LIMITS)
+    with pytest.raises(ValidationFailed) as retyped:
+        projects.patch_state(session, USER, project_id, patch_of(retype), [2], LIMITS)
+
+    assert moved.revision == 2
+    assert (stolen.value.extra["elementId"], stolen.value.extra["elementIndex"]) == ("new", 1)
+    assert retyped.value.extra["elementId"] == "old"

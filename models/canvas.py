@@ -87,10 +87,10 @@ def parse_canvas_state(raw: bytes, max_elements: int) -> CanvasState:
     try:
         state = CanvasState.model_validate_json(raw)
     except ValidationError as error:
-        errors = error.errors(include_url=False, include_context=False, include_input=False)
+        errors = schema_errors(error)
         raise ValidationFailed(
             "The canvas state does not match the schema.",
-            errors=[_jsonable(item) for item in errors[:MAX_REPORTED_ERRORS]],
+            errors=errors[:MAX_REPORTED_ERRORS],
             errorCount=len(errors),
         ) from None
     if len(state.elements) > max_elements:
@@ -98,5 +98,7 @@ def parse_canvas_state(raw: bytes, max_elements: int) -> CanvasState:
     return state
 
 
-def _jsonable(error: Any) -> dict[str, Any]:
-    return {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+def schema_errors(error: ValidationError) -> list[dict[str, Any]]:
+    """A validation failure's problems as JSON: where, what and its pydantic type."""
+    items = error.errors(include_url=False, include_context=False, include_input=False)
+    return [{"loc": list(item["loc"]), "msg": item["msg"], "type": item["type"]} for item in items]

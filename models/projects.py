@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import uuid
 from collections.abc import Container
@@ -10,12 +11,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from jsonpatch import JsonPatch
-from sqlalchemy import String, Uuid, any_, bindparam, cast, delete, func, select, tuple_, update
+from sqlalchemy import String, Uuid, any_, bindparam, cast, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session, load_only
 
-from models.canvas import CanvasState, parse_canvas_state
-from models.canvas_patches import AssetReference, apply_canvas_patch, asset_references
+from models.canvas import CanvasState, Element, parse_canvas_state
+from models.canvas_patches import (
+    AssetReference,
+    NeedsWholeCanvas,
+    PatchedCanvas,
+    StoredSkeleton,
+    apply_canvas_patch,
+    apply_to_skeleton,
+    asset_references,
+    named_elements,
+)
 from models.errors import BadRequest, NotFound, PreconditionFailed, TooManyProjects, ValidationFailed
 from models.tables import Asset, PendingDeletion, Project, User
 
@@ -30,6 +40,8 @@ LISTED_COLUMNS = (
     Project.last_saved_at,
     Project.created_at,
 )
+# A patch naming more stored elements than this is applied to the whole canvas read at once.
+MAX_NAMED_ELEMENTS = 32
 
 
 @dataclass(frozen=True)
@@ -106,7 +118,7 @@ def save_state(
 ) -> Saved:
     """Store a validated canvas as sent, in one UPDATE; `expected_revisions` is the If-Match (None: any)."""
     pid = parse_id(project_id)
-    _check_asset_ownership(session, user_id, state)
+    _check_asset_ownership(session, user_id, list(enumerate(state.elements)))
     return _store(session, user_id, pid, raw_state, state, expected_revisions)
 
 
@@ -120,11 +132,94 @@ def patch_state(
 ) -> Saved:
     """Apply a JSON Patch to the If-Match revision under a row lock; stored as a full save of the result.
 
-    `limits` is (most elements, most bytes) of a canvas state. Read-modify-write under `FOR UPDATE`:
-    a concurrent save waits for this transaction and then re-checks its own revision, so none is lost.
+    `limits` is (most elements, most bytes) of a canvas state. The row is read `FOR UPDATE`, so a
+    concurrent save waits for this transaction and then re-checks its own revision: none is lost.
+    Usually only the elements the patch names are read, and PostgreSQL rebuilds the canvas from the
+    stored elements and the changed ones; a patch that needs more sees the whole canvas.
     """
-    max_elements, max_bytes = limits
     pid = parse_id(project_id)
+    named = named_elements(patch, MAX_NAMED_ELEMENTS)
+    if named is not None:
+        revision, skeleton = _read_skeleton(session, user_id, pid, named, expected_revisions)
+        if skeleton is not None:
+            already_named = asset_references({"elements": list(skeleton.loaded.values())})
+            try:
+                # A copy: applying mutates the operations' values, and the whole canvas may need them.
+                patched = apply_to_skeleton(skeleton, JsonPatch(copy.deepcopy(patch.patch)), limits)
+            except NeedsWholeCanvas:
+                pass
+            else:
+                _check_asset_ownership(session, user_id, patched.changed, already_named)
+                return _store_patched(session, user_id, pid, revision, patched)
+    return _patch_whole_canvas(session, user_id, pid, patch, expected_revisions, limits)
+
+
+def _read_skeleton(
+    session: Session, user_id: str, pid: uuid.UUID, named: list[int], expected_revisions: list[int]
+) -> tuple[int, StoredSkeleton | None]:
+    """Lock the row; read its top-level members, element ids and types, text size and the named elements."""
+    # The canvas is detoasted once (`|| '{}'` makes an in-memory copy), not once per expression.
+    row = session.execute(
+        text(
+            "SELECT p.revision, d.doc - 'elements' AS top, octet_length(d.doc::text) AS text_bytes, "
+            "CASE WHEN jsonb_typeof(d.doc -> 'elements') = 'array' "
+            "THEN jsonb_array_length(d.doc -> 'elements') END AS count, "
+            "jsonb_path_query_array(d.doc, '$.elements[*].id') AS ids, "
+            "jsonb_path_query_array(d.doc, '$.elements[*].type') AS types, "
+            "(SELECT jsonb_agg(d.doc -> 'elements' -> n.index ORDER BY n.position) "
+            " FROM unnest(CAST(:named AS integer[])) WITH ORDINALITY AS n(index, position)) AS loaded "
+            "FROM projects p CROSS JOIN LATERAL (SELECT CASE WHEN jsonb_typeof(p.canvas_state) = 'object' "
+            "THEN p.canvas_state || '{}'::jsonb END AS doc OFFSET 0) d "
+            "WHERE p.id = :id AND p.user_id = :user_id FOR UPDATE OF p"
+        ),
+        {"id": pid, "user_id": user_id, "named": named},
+    ).one_or_none()
+    if row is None:
+        raise NotFound("No such project.")
+    if row.revision not in expected_revisions:
+        raise _stale(row.revision)
+    if row.count is None or not len(row.ids) == len(row.types) == row.count:
+        return row.revision, None
+    loaded_elements = {
+        index: element for index, element in zip(named, row.loaded or [], strict=False) if index < row.count
+    }
+    return row.revision, StoredSkeleton(row.top, row.ids, row.types, row.text_bytes, loaded_elements)
+
+
+def _store_patched(
+    session: Session, user_id: str, pid: uuid.UUID, revision: int, patched: PatchedCanvas
+) -> Saved:
+    """One UPDATE that rebuilds the elements from the stored ones (by index) and the changed ones (JSON)."""
+    row = session.execute(
+        text(
+            "UPDATE projects p SET canvas_state = CAST(:top AS jsonb) || jsonb_build_object('elements', "
+            "COALESCE((SELECT jsonb_agg(CASE WHEN s.source IS NULL THEN CAST(s.literal AS jsonb) "
+            "ELSE x.elements -> s.source END ORDER BY s.position) "
+            "FROM (SELECT p.canvas_state -> 'elements' AS elements OFFSET 0) x, "
+            "unnest(CAST(:sources AS integer[]), CAST(:literals AS text[])) "
+            "WITH ORDINALITY AS s(source, literal, position)), '[]'::jsonb)), "
+            "revision = p.revision + 1, image_count = :images, video_count = :videos, "
+            "last_saved_at = now(), updated_at = now() "
+            "WHERE p.id = :id AND p.user_id = :user_id AND p.revision = :revision "
+            "RETURNING p.revision, p.last_saved_at"
+        ),
+        {"top": patched.top_json, "sources": patched.sources, "literals": patched.literals,
+         "images": patched.images, "videos": patched.videos, "id": pid, "user_id": user_id,
+         "revision": revision},
+    ).one()  # fmt: skip
+    return Saved(row.revision, row.last_saved_at, patched.images, patched.videos)
+
+
+def _patch_whole_canvas(
+    session: Session,
+    user_id: str,
+    pid: uuid.UUID,
+    patch: JsonPatch,
+    expected_revisions: list[int],
+    limits: tuple[int, int],
+) -> Saved:
+    """Read the whole canvas under the lock, apply, validate it all and store it as a full save would."""
+    max_elements, max_bytes = limits
     current = session.execute(
         select(Project.revision, Project.canvas_state)
         .where(Project.id == pid, Project.user_id == user_id)
@@ -137,7 +232,7 @@ def patch_state(
     already_named = asset_references(current.canvas_state)
     raw_state = apply_canvas_patch(current.canvas_state, patch, max_bytes)
     state = parse_canvas_state(raw_state, max_elements)
-    _check_asset_ownership(session, user_id, state, already_named)
+    _check_asset_ownership(session, user_id, list(enumerate(state.elements)), already_named)
     return _store(session, user_id, pid, raw_state.decode(), state, [current.revision])
 
 
@@ -190,15 +285,18 @@ def _stale(current: int) -> PreconditionFailed:
 
 
 def _check_asset_ownership(
-    session: Session, user_id: str, state: CanvasState, already_named: Container[AssetReference] = frozenset()
+    session: Session,
+    user_id: str,
+    elements: list[tuple[int, Element]],
+    already_named: Container[AssetReference] = frozenset(),
 ) -> None:
-    """Refuse elements whose asset is not the caller's (or not of the type the element claims).
+    """Refuse (index, element)s whose asset is not the caller's (or not of the type the element claims).
 
     Pairs of (assetId, assetType) in `already_named` were checked when the stored canvas was saved.
     """
     checked = [
         (index, element)
-        for index, element in enumerate(state.elements)
+        for index, element in elements
         if element.assetId is not None and (element.assetId, element.assetType) not in already_named
     ]
     if not checked:

@@ -185,21 +185,63 @@ def test_patch_state_on_someone_elses_or_a_missing_project_is_404(session, proje
             projects.patch_state(session, user, pid, patch_of(), [0], LIMITS)
 
 
-def test_patch_state_locks_the_row_before_reading_it(session, project_id):
+def statements_of(session, call) -> list[str]:
     seen: list[str] = []
     connection = session.connection()
 
     def record(_conn, _cursor, statement, *_rest):
-        seen.append(statement)
+        seen.append(" ".join(statement.split()))
 
     event.listen(connection, "before_cursor_execute", record)
     try:
-        projects.patch_state(session, USER, project_id, patch_of(), [0], LIMITS)
+        call()
     finally:
         event.remove(connection, "before_cursor_execute", record)
+    return seen
 
-    reads = [statement for statement in seen if statement.lstrip().upper().startswith("SELECT")]
-    assert len(reads) == 1 and reads[0].rstrip().endswith("FOR UPDATE")
+
+def test_moving_one_element_reads_only_what_the_patch_names_under_a_row_lock(session, project_id):
+    put(session, project_id, canvas(*(element(f"e{n}") for n in range(50))))
+    move = {"op": "replace", "path": "/elements/7/transform/x", "value": 3.5}
+
+    seen = statements_of(
+        session, lambda: projects.patch_state(session, USER, project_id, patch_of(move), [1], LIMITS)
+    )
+
+    assert [statement.split()[0] for statement in seen] == ["SELECT", "UPDATE"]
+    assert seen[0].endswith("FOR UPDATE OF p") and "jsonb_path_query_array" in seen[0]
+    assert stored(session, project_id).canvas_state["elements"][7]["transform"]["x"] == 3.5
+
+
+@pytest.mark.parametrize("operations", [
+    [{"op": "remove", "path": "/elements/0"},
+     {"op": "replace", "path": "/elements/0/transform/x", "value": 9}],
+    [{"op": "move", "from": "/elements/2", "path": "/elements/0"},
+     {"op": "test", "path": "/elements/0/id", "value": "c"}],
+    [{"op": "replace", "path": "/elements", "value": [element("z")]}],
+    [{"op": "add", "path": "/elements/-", "value": element("d")}, {"op": "copy", "from": "/elements/1",
+     "path": "/elements/-"}, {"op": "remove", "path": "/elements/4"}],
+    [{"op": "test", "path": "", "value": canvas(element("a"), element("b"), element("c"))}],
+], ids=["shifted-index", "moved-then-tested", "whole-list", "copied-then-removed",
+        "whole-canvas-test"])  # fmt: skip
+def test_a_patch_that_needs_the_whole_canvas_gets_the_same_result(session, project_id, operations):
+    start = canvas(element("a"), element("b"), element("c"))
+    put(session, project_id, start)
+
+    projects.patch_state(session, USER, project_id, patch_of(*operations), [1], LIMITS)
+
+    assert stored(session, project_id).canvas_state == jsonpatch.apply_patch(start, operations)
+
+
+def test_a_copied_element_is_a_duplicate_id_whichever_way_the_patch_is_applied(session, project_id):
+    put(session, project_id, canvas(element("a"), element("b")))
+    copied = {"op": "copy", "from": "/elements/0", "path": "/elements/-"}
+    added = {"op": "add", "path": "/elements/-", "value": element("b")}
+
+    for operation in (copied, added):
+        with pytest.raises(ValidationFailed) as refused:
+            projects.patch_state(session, USER, project_id, patch_of(operation), [1], LIMITS)
+        assert "is used by an earlier element" in refused.value.extra["errors"][0]["msg"]
 
 
 @pytest.mark.parametrize("operation", [
@@ -250,3 +292,12 @@ def test_only_asset_references_the_patch_introduces_are_checked(session, project
     assert moved.revision == 2
     assert (stolen.value.extra["elementId"], stolen.value.extra["elementIndex"]) == ("new", 1)
     assert retyped.value.extra["elementId"] == "old"
+
+
+@pytest.mark.parametrize("index", ["²", "99999999999999", "01", "-"])
+def test_an_index_that_is_not_a_plain_array_index_is_a_conflict_not_a_crash(session, project_id, index):
+    put(session, project_id, canvas(element("a")))
+    move = {"op": "replace", "path": f"/elements/{index}/transform/x", "value": 1}
+
+    with pytest.raises(PatchConflict):
+        projects.patch_state(session, USER, project_id, patch_of(move), [1], LIMITS)

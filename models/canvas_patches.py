@@ -105,11 +105,13 @@ class PatchedCanvas:
     """The patched canvas, validated: its top-level members, and each element as a stored index or JSON."""
 
     top_json: str
+    removed_keys: list[str]
     sources: list[int | None]
     literals: list[str | None]
     changed: list[tuple[int, Element]]
     images: int
     videos: int
+    in_place: bool  # every stored element kept its index, and the list its length
 
 
 def named_elements(patch: jsonpatch.JsonPatch, limit: int) -> list[int] | None:
@@ -161,11 +163,14 @@ def apply_to_skeleton(
         raise NeedsWholeCanvas("the result may be over the byte cap: measure it exactly")
     return PatchedCanvas(
         top_json=top_json.decode(),
+        removed_keys=[key for key in skeleton.top if key not in top],
         sources=[e.index if isinstance(e, StoredElement) else None for e in elements],
         literals=[text.decode() if text else None for text in literals],
         changed=sorted(changed.items()),
         images=types.count("image"),
         videos=types.count("video"),
+        in_place=len(elements) == len(skeleton.ids)
+        and all(e.index == i for i, e in enumerate(elements) if isinstance(e, StoredElement)),
     )
 
 

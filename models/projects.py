@@ -189,24 +189,39 @@ def _read_skeleton(
 def _store_patched(
     session: Session, user_id: str, pid: uuid.UUID, revision: int, patched: PatchedCanvas
 ) -> Saved:
-    """One UPDATE that rebuilds the elements from the stored ones (by index) and the changed ones (JSON)."""
-    row = session.execute(
-        text(
-            "UPDATE projects p SET canvas_state = CAST(:top AS jsonb) || jsonb_build_object('elements', "
-            "COALESCE((SELECT jsonb_agg(CASE WHEN s.source IS NULL THEN CAST(s.literal AS jsonb) "
-            "ELSE x.elements -> s.source END ORDER BY s.position) "
+    """One UPDATE that writes the changed members and elements into the stored canvas."""
+    params = {"top": patched.top_json, "removed": patched.removed_keys, "images": patched.images,
+              "videos": patched.videos, "id": pid, "user_id": user_id, "revision": revision}  # fmt: skip
+    if patched.in_place:
+        # Each jsonb_set rewrites the canvas once in memory: cheaper than rebuilding it for a few elements.
+        canvas = "(p.canvas_state - CAST(:removed AS text[])) || CAST(:top AS jsonb)"
+        changed = [(index, literal) for index, literal in enumerate(patched.literals) if literal is not None]
+        for number, (index, literal) in enumerate(changed):
+            canvas = (
+                f"jsonb_set({canvas}, ARRAY['elements', :index{number}], CAST(:element{number} AS jsonb))"
+            )
+            params |= {f"index{number}": str(index), f"element{number}": literal}
+    else:
+        # Stored elements pass through as text beside the changed ones; PostgreSQL parses the result once.
+        canvas = (
+            "CAST(:top AS jsonb) || jsonb_build_object('elements', CAST(COALESCE('[' || (SELECT string_agg("
+            "CASE WHEN s.source IS NULL THEN s.literal ELSE (x.elements -> s.source)::text END, "
+            "',' ORDER BY s.position) "
             "FROM (SELECT p.canvas_state -> 'elements' AS elements OFFSET 0) x, "
             "unnest(CAST(:sources AS integer[]), CAST(:literals AS text[])) "
-            "WITH ORDINALITY AS s(source, literal, position)), '[]'::jsonb)), "
+            "WITH ORDINALITY AS s(source, literal, position)) || ']', '[]') AS jsonb))"
+        )
+        params |= {"sources": patched.sources, "literals": patched.literals}
+    row = session.execute(
+        text(
+            f"UPDATE projects p SET canvas_state = {canvas}, "  # noqa: S608 - only parameter names are formatted
             "revision = p.revision + 1, image_count = :images, video_count = :videos, "
             "last_saved_at = now(), updated_at = now() "
             "WHERE p.id = :id AND p.user_id = :user_id AND p.revision = :revision "
             "RETURNING p.revision, p.last_saved_at"
         ),
-        {"top": patched.top_json, "sources": patched.sources, "literals": patched.literals,
-         "images": patched.images, "videos": patched.videos, "id": pid, "user_id": user_id,
-         "revision": revision},
-    ).one()  # fmt: skip
+        params,
+    ).one()
     return Saved(row.revision, row.last_saved_at, patched.images, patched.videos)
 
 

@@ -301,3 +301,27 @@ def test_an_index_that_is_not_a_plain_array_index_is_a_conflict_not_a_crash(sess
 
     with pytest.raises(PatchConflict):
         projects.patch_state(session, USER, project_id, patch_of(move), [1], LIMITS)
+
+
+@pytest.mark.parametrize("operations", [
+    [{"op": "replace", "path": "/elements/1/transform/x", "value": 2.5},
+     {"op": "replace", "path": "/lastModified", "value": 2}],
+    [{"op": "remove", "path": "/viewport"}, {"op": "add", "path": "/elements/0/width", "value": 3}],
+    [{"op": "add", "path": "/elements/-", "value": element("d")}],
+    [{"op": "add", "path": "/elements/1", "value": element("d")}],
+    [{"op": "remove", "path": "/elements/0"}, {"op": "remove", "path": "/elements/0"},
+     {"op": "remove", "path": "/elements/0"}],
+    [{"op": "move", "from": "/elements/0", "path": "/elements/-"},
+     {"op": "replace", "path": "/elements/0/transform/y", "value": 1}],
+], ids=["moved", "member-removed", "appended", "inserted", "emptied", "reordered"])  # fmt: skip
+def test_every_kind_of_change_is_stored_as_the_full_save_of_its_result(session, project_id, operations):
+    start = canvas(element("a"), element("b", width=1.5), element("c"), viewport={"x": 1, "y": 2, "scale": 1})
+    put(session, project_id, start)
+    expected = jsonpatch.apply_patch(start, operations)
+
+    projects.patch_state(session, USER, project_id, patch_of(*operations), [1], LIMITS)
+
+    as_put = cast(bindparam("as_put", json.dumps(expected), type_=String), JSONB)
+    project = stored(session, project_id)
+    assert session.scalar(select(Project.canvas_state == as_put).where(Project.id == project.id)) is True
+    assert project.canvas_state == expected

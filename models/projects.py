@@ -178,7 +178,10 @@ def _read_skeleton(
         raise NotFound("No such project.")
     if row.revision not in expected_revisions:
         raise _stale(row.revision)
+    # A canvas stored before the schema held (no list, elements without ids) is left to the whole path.
     if row.count is None or not len(row.ids) == len(row.types) == row.count:
+        return row.revision, None
+    if not all(isinstance(element_id, str) for element_id in row.ids):
         return row.revision, None
     loaded_elements = {
         index: element for index, element in zip(named, row.loaded or [], strict=False) if index < row.count

@@ -325,3 +325,17 @@ def test_every_kind_of_change_is_stored_as_the_full_save_of_its_result(session, 
     project = stored(session, project_id)
     assert session.scalar(select(Project.canvas_state == as_put).where(Project.id == project.id)) is True
     assert project.canvas_state == expected
+
+
+@pytest.mark.parametrize("legacy", [
+    '{"lastModified": 1, "elements": [{"id": {"x": 1}}, {"id": {"x": 1}}]}',
+    '{"lastModified": 1, "elements": {"0": 1}}',
+    '{"lastModified": 1}',
+])  # fmt: skip
+def test_a_canvas_stored_before_the_schema_held_is_judged_whole_and_refused(session, project_id, legacy):
+    session.execute(text("UPDATE projects SET canvas_state = CAST(:c AS jsonb) WHERE id = :id"),
+                    {"c": legacy, "id": project_id})  # fmt: skip
+    bump = {"op": "replace", "path": "/lastModified", "value": 2}
+
+    with pytest.raises(ValidationFailed):
+        projects.patch_state(session, USER, project_id, patch_of(bump), [0], LIMITS)

@@ -30,18 +30,18 @@ from models import projects
 from models.canvas import Element
 from models.canvas_patches import parse_canvas_patch
 from models.errors import ValidationFailed
-from models.settings import Settings
 from web.api import _authenticate
 from web.app import create_app
 from web.auth import current_identity
 from web.db import db
 from web.services import services
 from web.views import projects as views
+from web.wsgi import app_from_environment
 
 
-def bench_app(settings: Settings | None = None) -> Flask:
-    """The API plus the twin route (a gunicorn factory when called without settings)."""
-    app = create_app(settings or Settings())
+def bench_app(settings: Any = None) -> Flask:
+    """The API plus the twin routes (a gunicorn factory when called without settings)."""
+    app = create_app(settings) if settings is not None else app_from_environment()
     bench = Blueprint("bench_autosave", __name__, url_prefix="/v1bench")
     bench.before_request(_authenticate)
     for name, apply in (("whole", patch_whole_canvas), ("jsonb", patch_in_database)):

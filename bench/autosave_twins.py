@@ -1,8 +1,8 @@
 """Bench-only twins of the incremental save, one per strategy it could use instead of the API's.
 
 - `state-whole`: read-modify-write of the whole canvas under `SELECT … FOR UPDATE` (the API's own
-  fallback, `projects._patch_whole_canvas`): read all of it, apply with jsonpatch, validate all of it with
-  the canvas schema, write it all back as a full save would.
+  fallback, `project_patches.patch_whole_canvas`): read all of it, apply with jsonpatch, validate all
+  of it with the canvas schema, write it all back as a full save would.
 - `state-jsonb`: jsonb functions in one statement: the JSON Patch becomes nested `jsonb_set` calls inside
   the UPDATE that checks the revision, so the canvas never leaves PostgreSQL. It handles only `replace`
   operations that keep every element's type (what moving an element sends), and validates only what
@@ -26,7 +26,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from models import projects
+from models import project_patches, projects
 from models.canvas import Element
 from models.canvas_patches import parse_canvas_patch
 from models.errors import ValidationFailed
@@ -71,7 +71,7 @@ def patch_whole_canvas(
 ) -> projects.Saved:  # fmt: skip
     """Read-modify-write of the whole canvas under the row lock."""
     patch = jsonpatch.JsonPatch(operations)
-    return projects._patch_whole_canvas(
+    return project_patches.patch_whole_canvas(
         session, user_id, projects.parse_id(project_id), patch, expected_revisions, limits
     )
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import String, bindparam, cast, event, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 
-from models import projects
+from models import project_patches, projects
 from models.canvas import parse_canvas_state
 from models.canvas_patches import apply_canvas_patch, asset_references, parse_canvas_patch
 from models.errors import (
@@ -157,7 +157,7 @@ def test_patch_state_stores_what_a_full_save_of_the_result_stores(session, proje
                   "value": element("v", type="video")}]  # fmt: skip
     expected = jsonpatch.apply_patch(before, operations)
 
-    saved = projects.patch_state(session, USER, project_id, patch_of(*operations), [1], LIMITS)
+    saved = project_patches.patch_state(session, USER, project_id, patch_of(*operations), [1], LIMITS)
 
     row = stored(session, project_id)
     as_put = cast(bindparam("as_put", json.dumps(expected), type_=String), JSONB)
@@ -171,7 +171,7 @@ def test_patch_state_refuses_a_stale_revision_with_412_and_the_current_etag(sess
     put(session, project_id, canvas())
 
     with pytest.raises(PreconditionFailed) as refused:
-        projects.patch_state(session, USER, project_id, patch_of(), [0], LIMITS)
+        project_patches.patch_state(session, USER, project_id, patch_of(), [0], LIMITS)
 
     assert refused.value.extra == {"currentRevision": 1}
     assert refused.value.headers == {"ETag": '"1"'}
@@ -182,7 +182,7 @@ def test_patch_state_on_someone_elses_or_a_missing_project_is_404(session, proje
 
     for user, pid in (("user_stranger", project_id), (USER, str(uuid.uuid4())), (USER, "nope")):
         with pytest.raises(NotFound):
-            projects.patch_state(session, user, pid, patch_of(), [0], LIMITS)
+            project_patches.patch_state(session, user, pid, patch_of(), [0], LIMITS)
 
 
 def statements_of(session, call) -> list[str]:
@@ -205,7 +205,7 @@ def test_moving_one_element_reads_only_what_the_patch_names_under_a_row_lock(ses
     move = {"op": "replace", "path": "/elements/7/transform/x", "value": 3.5}
 
     seen = statements_of(
-        session, lambda: projects.patch_state(session, USER, project_id, patch_of(move), [1], LIMITS)
+        session, lambda: project_patches.patch_state(session, USER, project_id, patch_of(move), [1], LIMITS)
     )
 
     assert [statement.split()[0] for statement in seen] == ["SELECT", "UPDATE"]
@@ -228,7 +228,7 @@ def test_a_patch_that_needs_the_whole_canvas_gets_the_same_result(session, proje
     start = canvas(element("a"), element("b"), element("c"))
     put(session, project_id, start)
 
-    projects.patch_state(session, USER, project_id, patch_of(*operations), [1], LIMITS)
+    project_patches.patch_state(session, USER, project_id, patch_of(*operations), [1], LIMITS)
 
     assert stored(session, project_id).canvas_state == jsonpatch.apply_patch(start, operations)
 
@@ -240,7 +240,7 @@ def test_a_copied_element_is_a_duplicate_id_whichever_way_the_patch_is_applied(s
 
     for operation in (copied, added):
         with pytest.raises(ValidationFailed) as refused:
-            projects.patch_state(session, USER, project_id, patch_of(operation), [1], LIMITS)
+            project_patches.patch_state(session, USER, project_id, patch_of(operation), [1], LIMITS)
         assert "is used by an earlier element" in refused.value.extra["errors"][0]["msg"]
 
 
@@ -257,7 +257,7 @@ def test_a_patch_whose_result_breaks_the_schema_is_422_and_stores_nothing(sessio
     raw = json.dumps([operation]).replace('"1e999"', "1e999").encode()
 
     with pytest.raises(ValidationFailed):
-        projects.patch_state(session, USER, project_id, parse_canvas_patch(raw), [1], LIMITS)
+        project_patches.patch_state(session, USER, project_id, parse_canvas_patch(raw), [1], LIMITS)
 
     assert stored(session, project_id).revision == 1
 
@@ -266,7 +266,7 @@ def test_the_element_limit_applies_to_the_patched_canvas(session, project_id):
     put(session, project_id, canvas(*(element(f"e{n}") for n in range(3))))
 
     with pytest.raises(ValidationFailed) as refused:
-        projects.patch_state(
+        project_patches.patch_state(
             session, USER, project_id, patch_of({"op": "add", "path": "/elements/-", "value": element("x")}),
             [1], (3, LIMITS[1]),
         )  # fmt: skip
@@ -283,11 +283,11 @@ def test_only_asset_references_the_patch_introduces_are_checked(session, project
     steal = {"op": "add", "path": "/elements/-", "value": element("new", assetId=theirs)}
     retype = {"op": "add", "path": "/elements/0/assetType", "value": "video"}
 
-    moved = projects.patch_state(session, USER, project_id, patch_of(move), [1], LIMITS)
+    moved = project_patches.patch_state(session, USER, project_id, patch_of(move), [1], LIMITS)
     with pytest.raises(ValidationFailed) as stolen:
-        projects.patch_state(session, USER, project_id, patch_of(steal), [2], LIMITS)
+        project_patches.patch_state(session, USER, project_id, patch_of(steal), [2], LIMITS)
     with pytest.raises(ValidationFailed) as retyped:
-        projects.patch_state(session, USER, project_id, patch_of(retype), [2], LIMITS)
+        project_patches.patch_state(session, USER, project_id, patch_of(retype), [2], LIMITS)
 
     assert moved.revision == 2
     assert (stolen.value.extra["elementId"], stolen.value.extra["elementIndex"]) == ("new", 1)
@@ -300,7 +300,7 @@ def test_an_index_that_is_not_a_plain_array_index_is_a_conflict_not_a_crash(sess
     move = {"op": "replace", "path": f"/elements/{index}/transform/x", "value": 1}
 
     with pytest.raises(PatchConflict):
-        projects.patch_state(session, USER, project_id, patch_of(move), [1], LIMITS)
+        project_patches.patch_state(session, USER, project_id, patch_of(move), [1], LIMITS)
 
 
 @pytest.mark.parametrize("operations", [
@@ -319,7 +319,7 @@ def test_every_kind_of_change_is_stored_as_the_full_save_of_its_result(session, 
     put(session, project_id, start)
     expected = jsonpatch.apply_patch(start, operations)
 
-    projects.patch_state(session, USER, project_id, patch_of(*operations), [1], LIMITS)
+    project_patches.patch_state(session, USER, project_id, patch_of(*operations), [1], LIMITS)
 
     as_put = cast(bindparam("as_put", json.dumps(expected), type_=String), JSONB)
     project = stored(session, project_id)
@@ -338,4 +338,4 @@ def test_a_canvas_stored_before_the_schema_held_is_judged_whole_and_refused(sess
     bump = {"op": "replace", "path": "/lastModified", "value": 2}
 
     with pytest.raises(ValidationFailed):
-        projects.patch_state(session, USER, project_id, patch_of(bump), [0], LIMITS)
+        project_patches.patch_state(session, USER, project_id, patch_of(bump), [0], LIMITS)

@@ -6,7 +6,7 @@ import structlog
 from flask import Blueprint, request
 from spectree import Response
 
-from models import projects
+from models import project_patches, projects
 from models.canvas import CanvasState, parse_canvas_state
 from models.canvas_patches import MEDIA_TYPE as PATCH_MEDIA_TYPE
 from models.canvas_patches import parse_canvas_patch
@@ -110,7 +110,9 @@ def patch_state(project_id: str):
     patch = parse_canvas_patch(_read_patch_body(settings.max_project_state_bytes))
     limits = (settings.max_elements_per_project, settings.max_project_state_bytes)
     with db().begin():
-        saved = projects.patch_state(db(), current_identity().user_id, project_id, patch, expected, limits)
+        saved = project_patches.patch_state(
+            db(), current_identity().user_id, project_id, patch, expected, limits
+        )
     return _after_save(project_id, saved)
 
 

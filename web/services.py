@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
+from models.storage.signing import hourly_window
 
 if TYPE_CHECKING:
     from models.ratelimit import RateLimiter
@@ -42,11 +44,12 @@ class Services:
         return RateLimiter(self.redis, self.settings)
 
     def signed_url(self, key: str | None, content_type: str) -> str | None:
-        """A download URL for `key` that the storage backend signs, valid for SIGNED_URL_TTL_SECONDS."""
+        """A download URL for `key`, the same all clock hour, valid at least SIGNED_URL_TTL_SECONDS."""
         if key is None:
             return None
+        window = hourly_window(time.time(), self.settings.signed_url_ttl_seconds)
         return self.storage.url(
-            key, expires_in=self.settings.signed_url_ttl_seconds, content_type=content_type
+            key, expires_in=window.expires_in, content_type=content_type, signed_at=window.signed_at
         )
 
 

@@ -20,6 +20,7 @@ from models.storage.keys import original_key
 from models.storage.staging import put_then_record
 from models.tables import Asset
 from web.auth import current_identity, signed_in_user
+from web.conditional import tagged_json
 from web.db import db
 from web.enqueue import enqueue
 from web.openapi import api, refuse_bad_query
@@ -123,12 +124,12 @@ def list_assets_view():
 
 
 @bp.get("/<asset_id>")
-@api.validate(resp=Response(HTTP_200=AssetOut), tags=["assets"])
+@api.validate(resp=Response("HTTP_304", HTTP_200=AssetOut), tags=["assets"])
 def get_asset(asset_id: str):
-    """One asset: status, measurements, placeholder and signed URLs."""
+    """One asset: status, measurements, placeholder and signed URLs; 304 when If-None-Match has its ETag."""
     with db().begin():
         asset = get_owned_asset(db(), current_identity().user_id, asset_id)
-    return asset_out(asset)
+    return tagged_json(asset_out(asset))
 
 
 @bp.delete("/<asset_id>")

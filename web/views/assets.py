@@ -12,7 +12,7 @@ from core import taskqueue
 from core.netguard import check_literal_host, parse_target
 from core.settings import media_limits
 from models.asset_lifecycle import create_import, create_upload, next_task
-from models.assets import delete_asset, extension_for, get_owned_asset, list_assets
+from models.assets import Page, delete_asset, extension_for, get_owned_asset, get_owned_assets, list_assets
 from models.plans import get_plan
 from models.quota import check_room
 from models.renditions import RENDITION_COLUMNS, WEBP, rendition_key_of
@@ -113,12 +113,14 @@ def import_asset():
 @bp.get("")
 @api.validate(query=ListQuery, resp=Response(HTTP_200=AssetPage), tags=["assets"], before=refuse_bad_query)
 def list_assets_view():
-    """The caller's assets, newest first, one page at a time (`cursor` from the previous page)."""
+    """The caller's assets newest first, a page at a time (`cursor`); or with `ids`, those in that order."""
     query: ListQuery = request.context.query
+    user_id = current_identity().user_id
     with db().begin():
-        page = list_assets(
-            db(), current_identity().user_id, limit=query.limit, cursor=query.cursor, asset_type=query.type
-        )
+        if query.ids is not None:
+            page = Page(get_owned_assets(db(), user_id, query.asset_ids(), asset_type=query.type), None)
+        else:
+            page = list_assets(db(), user_id, limit=query.limit, cursor=query.cursor, asset_type=query.type)
         items = [asset_out(asset) for asset in page.items]
     return {"items": items, "nextCursor": page.next_cursor}
 

@@ -36,6 +36,7 @@ EXPOSED_HEADERS = [
     "RateLimit-Policy",
     "RateLimit",
     "WWW-Authenticate",
+    "Idempotent-Replayed",
 ]
 
 
@@ -80,7 +81,14 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
         app,
         origins=list(settings.cors_allowed_origins),
         expose_headers=EXPOSED_HEADERS,
-        allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "If-Match",
+            "If-None-Match",
+            "Idempotency-Key",
+            "X-Request-ID",
+        ],
         methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         max_age=600,
     )

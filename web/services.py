@@ -16,6 +16,7 @@ from core.settings import Settings
 from models.storage.signing import hourly_window
 
 if TYPE_CHECKING:
+    from models.idempotency import IdempotencyKeys
     from models.ratelimit import RateLimiter
     from models.storage import Storage
     from web.auth import Authenticator
@@ -42,6 +43,12 @@ class Services:
         from models.ratelimit import RateLimiter
 
         return RateLimiter(self.redis, self.settings)
+
+    @cached_property
+    def idempotency_keys(self) -> IdempotencyKeys:
+        from models.idempotency import IdempotencyKeys
+
+        return IdempotencyKeys(self.redis, self.settings.redis_key_prefix)
 
     def signed_url(self, key: str | None, content_type: str) -> str | None:
         """A download URL for `key`, the same all clock hour, valid at least SIGNED_URL_TTL_SECONDS."""

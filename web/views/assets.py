@@ -23,12 +23,13 @@ from web.auth import current_identity, signed_in_user
 from web.conditional import tagged_json
 from web.db import db
 from web.enqueue import enqueue
+from web.idempotency import claim_idempotency, idempotent
 from web.openapi import api, refuse_bad_query
 from web.ratelimit import rate_limited
 from web.schemas import dump, epoch_ms
 from web.schemas.assets import AssetOut, AssetPage, AssetUrls, GenerationMetadata, ImportIn, ListQuery
 from web.services import services
-from web.uploads import parse_fields, receive_upload, vetted
+from web.uploads import parse_fields, receive_upload, upload_digest, vetted
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
 
@@ -65,6 +66,7 @@ def asset_out(asset: Asset) -> dict[str, Any]:
 # of the body is read.
 @bp.post("")
 @rate_limited("upload")
+@idempotent
 @api.validate(resp=Response(HTTP_201=AssetOut), tags=["assets"])
 def upload_asset():
     """Upload an image or video: multipart `file`, optional `metadata` JSON, width/height/duration hints."""
@@ -72,6 +74,7 @@ def upload_asset():
     with db().begin():
         plan = get_plan(db(), signed_in_user().tier)
     with receive_upload(plan.max_upload_bytes) as upload:
+        claim_idempotency(upload_digest(upload))  # a retry is answered here, before anything is stored
         generation = parse_fields(upload.form)
         sniffed = vetted(upload, media_limits(services().settings))
         with db().begin():
@@ -91,6 +94,7 @@ def upload_asset():
 
 @bp.post("/import")
 @rate_limited("upload")
+@idempotent
 @api.validate(json=ImportIn, resp=Response(HTTP_202=AssetOut), tags=["assets"])
 def import_asset():
     """Import generated media from a URL: the asset is created pending and a task downloads it."""

@@ -8,6 +8,7 @@ from spectree import Response
 from models.generations import Generations, refund, reserve
 from web.auth import current_identity, signed_in_user
 from web.db import db
+from web.idempotency import idempotent
 from web.openapi import api
 from web.ratelimit import enforce_for_user, with_headers
 from web.schemas import dump, epoch_ms
@@ -32,6 +33,7 @@ def _out(generations: Generations) -> dict:
 
 
 @bp.post("/reserve")
+@idempotent
 @api.validate(json=GenerationRequest, resp=Response(HTTP_200=GenerationsOut), tags=["generations"])
 def reserve_generations():
     """Take generations from this month's quota (429 `generation-quota-exceeded` when it would overflow)."""

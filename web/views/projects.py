@@ -17,6 +17,7 @@ from web.auth import current_identity, signed_in_user
 from web.conditional import tagged_json
 from web.db import db
 from web.enqueue import enqueue
+from web.idempotency import idempotent
 from web.openapi import api, refuse_bad_query
 from web.schemas import dump, epoch_ms
 from web.schemas.projects import (
@@ -50,6 +51,7 @@ def list_projects():
 
 
 @bp.post("")
+@idempotent
 @api.validate(json=CreateIn, resp=Response(HTTP_201=ProjectOut), tags=["projects"])
 def create_project():
     """A new empty project; named `Iskra Project NN` unless a name is given."""

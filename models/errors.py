@@ -47,6 +47,10 @@ class IdempotencyKeyInUse(Conflict):
     type, title = "idempotency-key-in-use", "A request with this Idempotency-Key is still running"
 
 
+class ReservationClosed(Conflict):
+    type, title = "reservation-closed", "The reservation holds nothing more"
+
+
 class PreconditionFailed(DomainError):
     type, status, title = "revision-mismatch", 412, "The project changed since it was read"
 

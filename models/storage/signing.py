@@ -1,5 +1,4 @@
-"""Expiring, HMAC-signed download tokens for the local backend (itsdangerous, keyed by SIGNING_SECRET),
-and the hourly signing window that keeps every backend's download URLs stable within a clock hour."""
+"""Signing download links: the hourly window every backend dates them by, and the local HMAC tokens."""
 
 from __future__ import annotations
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import uuid
 
 import pytest
+import requests
 
+from models.renditions import WEBP
 from models.tables import Asset
+from tests.conftest import build_services
 from tests.web.test_assets import make_assets
 from tests.web.test_projects import add_asset, canvas, element, put_state
+from web.app import create_app
 
 
 @pytest.fixture
@@ -32,6 +37,25 @@ def test_an_asset_read_twice_is_byte_identical_with_the_same_etag(client, auth_h
     assert first.data == second.data
     assert first.headers["ETag"] == second.headers["ETag"]
     assert first.headers["Cache-Control"] == "private, no-cache"
+
+
+def test_on_s3_an_asset_read_twice_gives_the_same_presigned_links_and_they_serve(
+    s3_settings, engine, sessions, auth_header, asset
+):
+    app = create_app(s3_settings, build_services(s3_settings, engine, sessions))
+    app.extensions["iskra"].storage.put(asset.thumbnail_key, io.BytesIO(b"RIFF-thumb"), content_type=WEBP)
+    client, headers = app.test_client(), auth_header("user_etag")
+
+    first = client.get(f"/v1/assets/{asset.id}", headers=headers)
+    time.sleep(1.1)  # a presign dated by the clock would carry another X-Amz-Date by now
+    second = client.get(f"/v1/assets/{asset.id}", headers=headers)
+
+    link = first.json["urls"]["thumbnail"]
+    assert link.startswith(s3_settings.s3_endpoint_url) and "X-Amz-Date=" in link
+    assert second.json["urls"] == first.json["urls"]
+    assert second.headers["ETag"] == first.headers["ETag"]
+    fetched = requests.get(link, timeout=10)
+    assert (fetched.status_code, fetched.content) == (200, b"RIFF-thumb")
 
 
 def test_if_none_match_with_the_current_etag_answers_304_without_a_body(client, auth_header, asset):

@@ -1,4 +1,4 @@
-"""`iskra check`: is this deployment able to work? Database, schema, Redis, storage, ffmpeg, workers."""
+"""`iskra check`: can this deployment work? Database, schema, Redis, broker, storage, ffmpeg, workers."""
 
 from __future__ import annotations
 
@@ -44,6 +44,14 @@ def check_redis(settings: Settings) -> str:
         return f"Redis {client.info('server')['redis_version']}"
     finally:
         client.close()
+
+
+def check_broker(settings: Settings) -> str:
+    connection = taskqueue.broker_connection(taskqueue.make_client(settings), timeout=3)
+    try:
+        return taskqueue.describe_broker(connection)
+    finally:
+        connection.release()
 
 
 def check_storage(settings: Settings) -> str:
@@ -107,6 +115,7 @@ def check(settings: Settings, timeout: float, skip_workers: bool) -> None:
     checks: list[tuple[str, Callable[[], str]]] = [
         ("database", lambda: check_database(settings)),
         ("redis", lambda: check_redis(settings)),
+        ("broker", lambda: check_broker(settings)),
         ("storage", lambda: check_storage(settings)),
         ("ffmpeg", lambda: tool_version("ffmpeg")),
         ("ffprobe", lambda: tool_version("ffprobe")),

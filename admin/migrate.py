@@ -1,9 +1,10 @@
-"""`iskra migrate`: bring the schema to head and make sure the S3 bucket exists."""
+"""`iskra migrate`: bring the schema to head, make sure the S3 bucket exists, declare RabbitMQ's queues."""
 
 from __future__ import annotations
 
 import click
 
+from core import taskqueue
 from core.settings import Settings
 from models import migrate as migrations
 
@@ -11,7 +12,7 @@ from models import migrate as migrations
 @click.command("migrate")
 @click.pass_obj
 def migrate(settings: Settings) -> None:
-    """Run pending Alembic migrations; with STORAGE_BACKEND=s3, create the bucket if it is missing."""
+    """Run pending Alembic migrations; create the S3 bucket and RabbitMQ's queues if they are missing."""
     migrations.upgrade(settings.database_url)
     click.echo("database: at head")
     if settings.storage_backend == "s3":
@@ -19,3 +20,7 @@ def migrate(settings: Settings) -> None:
 
         S3Storage.from_settings(settings).ensure_bucket()
         click.echo(f"bucket {settings.s3_bucket}: ready")
+    if taskqueue.uses_amqp(settings.broker_url):
+        with taskqueue.broker_connection(taskqueue.make_client(settings), timeout=10) as connection:
+            taskqueue.declare_topology(connection)
+        click.echo(f"broker: queues {', '.join(taskqueue.QUEUES)} declared (quorum)")

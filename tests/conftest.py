@@ -128,12 +128,22 @@ def auth_header(settings: Settings) -> Callable[..., dict[str, str]]:
     return header
 
 
-@pytest.fixture
-def committed_app(settings: Settings, engine: Engine) -> Iterator[Flask]:
-    """The API with real, committing transactions (for races); its rows are removed afterwards."""
+def _committed_app(settings: Settings, engine: Engine) -> Iterator[Flask]:
     yield create_app(settings, build_services(settings, engine, sessionmaker(engine, expire_on_commit=False)))
     with engine.begin() as connection:
         connection.execute(text("TRUNCATE users, assets, projects, worker_pings, pending_deletions CASCADE"))
+
+
+@pytest.fixture
+def committed_app(settings: Settings, engine: Engine) -> Iterator[Flask]:
+    """The API with real, committing transactions (for races); its rows are removed afterwards."""
+    yield from _committed_app(settings, engine)
+
+
+@pytest.fixture
+def broker_app(broker_settings: Settings, engine: Engine) -> Iterator[Flask]:
+    """As `committed_app`, sending its tasks through each broker in turn."""
+    yield from _committed_app(broker_settings, engine)
 
 
 @pytest.fixture
@@ -145,7 +155,7 @@ def jwks_server() -> Iterator[JwksServer]:
     server.stop()
 
 
-pytest_plugins = ["tests.s3server", "tests.redis_server"]
+pytest_plugins = ["tests.s3server", "tests.redis_server", "tests.brokers"]
 
 
 @pytest.fixture

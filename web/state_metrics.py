@@ -13,7 +13,7 @@ import structlog
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from core.taskqueue import queue_depths
+from core import taskqueue
 from models.stats import asset_counts_by_status, storage_bytes_by_tier
 from web.services import Services
 
@@ -63,22 +63,27 @@ class StateCollector(Collector):
         return [assets, stored]
 
     def _broker(self) -> list[GaugeMetricFamily]:
-        if self._broker_client is None:
-            return []
-        depths = queue_depths(self._broker_client, self._services.settings.redis_key_prefix)
         family = GaugeMetricFamily(
             "iskra_queue_depth", "Messages waiting in a Celery queue", labels=["queue"]
         )
-        for queue, depth in depths.items():
+        for queue, depth in self._queue_depths().items():
             family.add_metric([queue], depth)
         return [family]
 
+    def _queue_depths(self) -> dict[str, int]:
+        settings = self._services.settings
+        if taskqueue.uses_amqp(settings.broker_url):
+            # One short connection per measurement (at most one per cache period): passive declares.
+            connection = taskqueue.broker_connection(self._services.celery)
+            try:
+                return taskqueue.amqp_queue_depths(connection)
+            finally:
+                connection.release()
+        return taskqueue.queue_depths(self._redis_broker, settings.redis_key_prefix)
+
     @cached_property
-    def _broker_client(self) -> Any:
+    def _redis_broker(self) -> Any:
         settings = self._services.settings
         if settings.broker_url == settings.redis_url:
             return self._services.redis
-        if settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
-            return redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
-        # Another broker (RabbitMQ): Flower and the broker's own exporter show its queues.
-        return None
+        return redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)

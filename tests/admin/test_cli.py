@@ -258,16 +258,18 @@ def test_sweep_dry_run_lists_abandoned_objects_and_the_real_run_deletes_them(com
     assert storage.head(orphan) is None and storage.head(kept) is not None
 
 
-def test_check_reports_every_dependency_with_its_version(settings):
-    result = iskra(settings, "check", "--skip-workers")
+def test_check_reports_every_dependency_with_its_version(broker_settings):
+    result = iskra(broker_settings, "check", "--skip-workers")
 
     assert result.exit_code == 0, result.output
     lines = {line.split()[1]: line for line in result.output.splitlines()}
-    assert set(lines) == {"database", "redis", "storage", "ffmpeg", "ffprobe"}
+    assert set(lines) == {"database", "redis", "broker", "storage", "ffmpeg", "ffprobe"}
     assert all(line.startswith("ok ") for line in lines.values())
     assert "schema at head" in lines["database"]
     assert "ffmpeg version" in lines["ffmpeg"] and "ffprobe version" in lines["ffprobe"]
     assert re.search(r"Redis \d+\.\d+", lines["redis"])
+    broker = "RabbitMQ" if taskqueue.uses_amqp(broker_settings.broker_url) else "Redis"
+    assert re.search(rf"{broker} \d+\.\d+", lines["broker"]) and ":**@" in lines["broker"]
 
 
 def test_check_fails_on_a_database_whose_schema_is_behind_and_an_unreachable_redis(settings):
@@ -290,18 +292,18 @@ def test_check_fails_on_a_database_whose_schema_is_behind_and_an_unreachable_red
     assert result.exit_code == 1
     lines = {line.split()[1]: line for line in result.output.splitlines()}
     assert lines["database"].startswith("FAIL") and "run `iskra migrate`" in lines["database"]
-    assert lines["redis"].startswith("FAIL")
+    assert lines["redis"].startswith("FAIL") and lines["broker"].startswith("FAIL")
     assert lines["storage"].startswith("ok")
 
 
-def test_migrate_brings_a_new_database_to_head_and_check_then_passes(settings):
+def test_migrate_brings_a_new_database_to_head_and_check_then_passes(broker_settings):
     name = f"iskra_fresh_{uuid.uuid4().hex[:8]}"
-    admin_url = make_url(settings.database_url).set(drivername="postgresql").render_as_string(False)
-    fresh_url = make_url(settings.database_url).set(database=name).render_as_string(False)
+    admin_url = make_url(broker_settings.database_url).set(drivername="postgresql").render_as_string(False)
+    fresh_url = make_url(broker_settings.database_url).set(database=name).render_as_string(False)
     with psycopg.connect(admin_url, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     try:
-        fresh = settings.model_copy(update={"database_url": fresh_url})
+        fresh = broker_settings.model_copy(update={"database_url": fresh_url})
         migrated = iskra(fresh, "migrate")
         checked = iskra(fresh, "check", "--skip-workers")
     finally:
@@ -309,15 +311,19 @@ def test_migrate_brings_a_new_database_to_head_and_check_then_passes(settings):
             connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
     assert migrated.exit_code == 0, migrated.output
-    assert migrated.output.splitlines() == ["database: at head"]
+    declared = [f"broker: queues {', '.join(taskqueue.QUEUES)} declared (quorum)"]
+    on_rabbitmq = taskqueue.uses_amqp(broker_settings.broker_url)
+    assert migrated.output.splitlines() == ["database: at head", *(declared if on_rabbitmq else [])]
     assert checked.exit_code == 0, checked.output
     assert "schema at head" in next(line for line in checked.output.splitlines() if "database" in line)
 
 
 @pytest.mark.e2e
-def test_check_pings_a_worker_on_every_queue(settings, tmp_path):
-    with running(worker_command("images,videos,maintenance"), settings_env(settings), tmp_path / "w.log"):
-        result = iskra(settings, "check", "--timeout", "60")
+def test_check_pings_a_worker_on_every_queue(broker_settings, tmp_path):
+    with running(
+        worker_command("images,videos,maintenance"), settings_env(broker_settings), tmp_path / "w.log"
+    ):
+        result = iskra(broker_settings, "check", "--timeout", "60")
 
     assert result.exit_code == 0, result.output
     workers = next(line for line in result.output.splitlines() if line.split()[1] == "workers")

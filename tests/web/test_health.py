@@ -39,11 +39,34 @@ def test_livez_answers_ok(client):
     assert (response.status_code, response.json) == (200, {"status": "ok"})
 
 
-def test_readyz_is_ok_when_database_redis_and_storage_answer(client):
-    response = client.get("/readyz")
+def test_readyz_is_ok_when_database_redis_broker_and_storage_answer(health_client, broker_settings):
+    response = health_client(celery_broker_url=broker_settings.celery_broker_url).get("/readyz")
 
     assert response.status_code == 200
-    assert response.json["checks"] == {"database": "ok", "redis": "ok", "storage": "ok"}
+    assert response.json["checks"] == {"database": "ok", "redis": "ok", "broker": "ok", "storage": "ok"}
+
+
+def test_readyz_names_the_broker_when_it_is_unreachable(health_client):
+    response = health_client(celery_broker_url=f"redis://127.0.0.1:{closed_port()}/0").get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json["type"] == "not-ready"
+    checks = response.json["checks"]
+    assert checks["broker"].startswith("error")
+    assert (checks["database"], checks["redis"], checks["storage"]) == ("ok", "ok", "ok")
+
+
+def test_readyz_names_the_broker_when_rabbitmq_answers_but_refuses_the_service(
+    health_client, rabbitmq_settings
+):
+    refused = rabbitmq_settings.celery_broker_url.rsplit("/", 1)[0] + "/iskra-no-such-vhost"
+
+    response = health_client(celery_broker_url=refused).get("/readyz")
+
+    assert response.status_code == 503
+    checks = response.json["checks"]
+    assert checks["broker"].startswith("error")
+    assert (checks["database"], checks["redis"], checks["storage"]) == ("ok", "ok", "ok")
 
 
 def test_readyz_names_redis_when_redis_is_unreachable(health_client):
@@ -56,7 +79,7 @@ def test_readyz_names_redis_when_redis_is_unreachable(health_client):
     assert response.json["type"] == "not-ready"
     checks = response.json["checks"]
     assert checks["redis"].startswith("error")
-    assert (checks["database"], checks["storage"]) == ("ok", "ok")
+    assert (checks["database"], checks["broker"], checks["storage"]) == ("ok", "ok", "ok")
 
 
 def test_readyz_names_the_database_when_it_is_unreachable(health_client):

@@ -101,6 +101,22 @@ def test_queue_depth_is_the_length_of_the_prefixed_redis_list_a_waiting_task_sit
         take(redis_client, settings, "videos", taskqueue.MAKE_VIDEO_RENDITIONS, marker)
 
 
+def test_on_rabbitmq_queue_depth_counts_the_messages_ready_in_the_queue(rabbitmq_settings, engine, sessions):
+    app = create_app(rabbitmq_settings, build_services(rabbitmq_settings, engine, sessions))
+    sender = app.extensions["iskra"].celery
+    taskqueue.send(sender, taskqueue.MAKE_VIDEO_RENDITIONS, str(uuid.uuid4()))  # declares the queue
+    with taskqueue.broker_connection(sender) as connection:
+        before = taskqueue.amqp_queue_depths(connection)["videos"]
+        try:
+            taskqueue.send(sender, taskqueue.MAKE_VIDEO_RENDITIONS, str(uuid.uuid4()))
+            samples = _samples(app.test_client().get("/metrics").get_data(as_text=True))
+        finally:
+            connection.default_channel.queue_purge("videos")  # no worker of this vhost is running now
+
+    assert samples[("iskra_state_source_up", frozenset({("source", "broker")}))] == 1
+    assert samples[("iskra_queue_depth", frozenset({("queue", "videos")}))] == before + 1
+
+
 def _documented_metrics() -> set[str]:
     """The metric names in the table of the README's operations section."""
     operations = README.read_text().split("<!-- section: operations -->", 1)[1]

@@ -15,15 +15,15 @@ from tests.processes import running, settings_env, wait_until, worker_app_facts,
 pytestmark = pytest.mark.e2e
 
 
-def test_a_real_worker_completes_a_ping_sent_through_the_broker(settings, engine, tmp_path):
+def test_a_real_worker_completes_a_ping_sent_through_the_broker(broker_settings, engine, tmp_path):
     ping_id = uuid.uuid4()
     with engine.begin() as connection:
         connection.execute(
             text("INSERT INTO worker_pings (id, queue) VALUES (:id, 'maintenance')"), {"id": ping_id}
         )
     try:
-        with running(worker_command("maintenance"), settings_env(settings), tmp_path / "worker.log"):
-            taskqueue.send(taskqueue.make_client(settings), taskqueue.PING, str(ping_id))
+        with running(worker_command("maintenance"), settings_env(broker_settings), tmp_path / "worker.log"):
+            taskqueue.send(taskqueue.make_client(broker_settings), taskqueue.PING, str(ping_id))
 
             def completed():
                 with engine.connect() as connection:
@@ -53,13 +53,49 @@ def test_ping_arguments_survive_a_json_round_trip():
     uuid.UUID(arguments[0])
 
 
-def test_worker_settings_hand_back_work_of_a_dying_worker(settings):
-    conf = taskqueue.configure(Celery("probe", set_as_current=False), settings).conf
+def test_worker_settings_hand_back_work_of_a_dying_worker(broker_settings):
+    conf = taskqueue.configure(Celery("probe", set_as_current=False), broker_settings).conf
 
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1
-    assert conf.broker_transport_options["visibility_timeout"] > taskqueue.LONGEST_TASK_SECONDS
     assert conf.task_serializer == "json" and conf.task_ignore_result
+    if taskqueue.uses_amqp(broker_settings.broker_url):
+        # RabbitMQ requeues what a closed connection left unacknowledged; nothing waits for a timeout.
+        assert "visibility_timeout" not in conf.broker_transport_options
+        assert conf.broker_transport_options["confirm_publish"] is True
+        assert {queue.name: (queue.durable, queue.queue_arguments) for queue in conf.task_queues} == (
+            dict.fromkeys(taskqueue.QUEUES, (True, {"x-queue-type": "quorum"}))
+        )
+    else:
+        assert conf.broker_transport_options["visibility_timeout"] > taskqueue.LONGEST_TASK_SECONDS
+
+
+def test_on_rabbitmq_a_sender_alone_declares_durable_quorum_queues_and_its_delayed_task_arrives(
+    rabbitmq_settings, rabbitmq_vhosts
+):
+    sender = taskqueue.make_client(rabbitmq_settings)
+    marker = str(uuid.uuid4())
+
+    # Before any worker ran on this broker the delay exchanges may not exist: the sender makes them.
+    taskqueue.send(sender, taskqueue.MAKE_VIDEO_RENDITIONS, marker, countdown=1)
+    queues = rabbitmq_vhosts.queues(rabbitmq_settings.celery_broker_url.rsplit("/", 1)[1])
+    with taskqueue.broker_connection(sender) as connection:
+        arrived = wait_until(lambda: _take(connection, "videos", marker), timeout=30)
+
+    assert arrived
+    assert {name: queues[name] for name in taskqueue.QUEUES} == dict.fromkeys(
+        taskqueue.QUEUES, ("quorum", True)
+    )
+
+
+def _take(connection, queue: str, marker: str) -> bool:
+    """Whether a message for `marker` sat in `queue`; takes it (and acknowledges what it read)."""
+    channel = connection.default_channel
+    while (message := channel.basic_get(queue)) is not None:
+        channel.basic_ack(message.delivery_tag)
+        if json.loads(message.body)[0] == [marker]:
+            return True
+    return False
 
 
 def test_every_task_has_a_soft_limit_below_its_hard_limit_and_the_broker_outwaits_them_all(settings):

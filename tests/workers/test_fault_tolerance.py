@@ -71,13 +71,13 @@ def _start_and_wait_until_processing(settings, sessions, asset_id: str, worker) 
 
 
 def test_a_pool_child_killed_mid_thumbnail_is_replaced_and_the_task_redelivered(
-    settings, committed, slow_png, tmp_path
+    broker_settings, committed, slow_png, tmp_path
 ):
     sessions, storage, created = committed
     asset_id = add_asset(sessions, storage, slow_png, ext="png", user_id=USER)
     created.append(asset_id)
-    with running(worker_command("images"), settings_env(settings), tmp_path / "worker.log") as worker:
-        children = _start_and_wait_until_processing(settings, sessions, asset_id, worker)
+    with running(worker_command("images"), settings_env(broker_settings), tmp_path / "worker.log") as worker:
+        children = _start_and_wait_until_processing(broker_settings, sessions, asset_id, worker)
         for child in children:
             os.kill(child, signal.SIGKILL)
 
@@ -91,14 +91,14 @@ def test_a_pool_child_killed_mid_thumbnail_is_replaced_and_the_task_redelivered(
 
 
 def test_a_whole_worker_killed_mid_thumbnail_is_healed_by_the_stuck_asset_sweep_and_a_fresh_worker(
-    settings, engine, committed, slow_png, tmp_path
+    broker_settings, engine, committed, slow_png, tmp_path
 ):
     sessions, storage, created = committed
     asset_id = add_asset(sessions, storage, slow_png, ext="png", user_id=USER)
     created.append(asset_id)
-    env = settings_env(settings)
+    env = settings_env(broker_settings)
     with running(worker_command("images"), env, tmp_path / "dead-worker.log") as worker:
-        children = _start_and_wait_until_processing(settings, sessions, asset_id, worker)
+        children = _start_and_wait_until_processing(broker_settings, sessions, asset_id, worker)
         # The machine dies: nobody is left to hand the message back, and the row says `processing`.
         os.kill(worker.pid, signal.SIGKILL)
         for child in children:
@@ -110,12 +110,12 @@ def test_a_whole_worker_killed_mid_thumbnail_is_healed_by_the_stuck_asset_sweep_
         session.execute(
             update(Asset)
             .where(Asset.id == uuid.UUID(asset_id))
-            .values(updated_at=datetime.now(UTC) - timedelta(minutes=settings.stuck_asset_minutes + 1))
+            .values(updated_at=datetime.now(UTC) - timedelta(minutes=broker_settings.stuck_asset_minutes + 1))
         )
     previous = context._current
     context.install(
         context.WorkerContext(
-            settings=settings, engine=engine, sessions=sessions, storage=storage,
+            settings=broker_settings, engine=engine, sessions=sessions, storage=storage,
         )
     )  # fmt: skip
     try:
@@ -131,6 +131,28 @@ def test_a_whole_worker_killed_mid_thumbnail_is_healed_by_the_stuck_asset_sweep_
     assert row.attempts == 2
 
 
+def test_on_rabbitmq_a_whole_worker_killed_mid_thumbnail_has_its_task_handed_to_the_next_worker_at_once(
+    rabbitmq_settings, committed, slow_png, tmp_path
+):
+    sessions, storage, created = committed
+    asset_id = add_asset(sessions, storage, slow_png, ext="png", user_id=USER)
+    created.append(asset_id)
+    env = settings_env(rabbitmq_settings)
+    with running(worker_command("images"), env, tmp_path / "dead-worker.log") as worker:
+        children = _start_and_wait_until_processing(rabbitmq_settings, sessions, asset_id, worker)
+        os.kill(worker.pid, signal.SIGKILL)
+        for child in children:
+            os.kill(child, signal.SIGKILL)
+        worker.wait()
+
+    # No sweep: the broker saw the connection close with the message unacknowledged and queued it again.
+    with running(worker_command("images"), env, tmp_path / "next-worker.log"):
+        wait_until(lambda: _row(sessions, asset_id).status in ("ready", "failed"), timeout=120)
+
+    row = _row(sessions, asset_id)
+    assert (row.status, row.error, row.attempts) == ("ready", None, 2)
+
+
 def _rendition_succeeded_at(log_path: Path) -> datetime:
     """When the worker logged the (one) rendition task it ran as succeeded."""
     lines = (json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{"))
@@ -143,14 +165,14 @@ def _rendition_succeeded_at(log_path: Path) -> datetime:
 
 
 def test_a_worker_told_to_stop_mid_thumbnail_finishes_it_before_it_exits(
-    settings, committed, slow_png, tmp_path
+    broker_settings, committed, slow_png, tmp_path
 ):
     sessions, storage, created = committed
     asset_id = add_asset(sessions, storage, slow_png, ext="png", user_id=USER)
     created.append(asset_id)
     log_path = tmp_path / "worker.log"
-    with running(worker_command("images"), settings_env(settings), log_path) as worker:
-        _start_and_wait_until_processing(settings, sessions, asset_id, worker)
+    with running(worker_command("images"), settings_env(broker_settings), log_path) as worker:
+        _start_and_wait_until_processing(broker_settings, sessions, asset_id, worker)
         signalled_at = datetime.now(UTC)
         worker.send_signal(signal.SIGTERM)  # what honcho, docker stop and systemd send
         exit_code = worker.wait(timeout=120)
@@ -165,14 +187,14 @@ def test_a_worker_told_to_stop_mid_thumbnail_finishes_it_before_it_exits(
 
 
 def test_a_worker_stopped_cold_mid_thumbnail_hands_the_task_back_to_the_next_worker(
-    settings, committed, slow_png, tmp_path
+    broker_settings, committed, slow_png, tmp_path
 ):
     sessions, storage, created = committed
     asset_id = add_asset(sessions, storage, slow_png, ext="png", user_id=USER)
     created.append(asset_id)
-    env = settings_env(settings)
+    env = settings_env(broker_settings)
     with running(worker_command("images"), env, tmp_path / "worker.log") as worker:
-        _start_and_wait_until_processing(settings, sessions, asset_id, worker)
+        _start_and_wait_until_processing(broker_settings, sessions, asset_id, worker)
         worker.send_signal(signal.SIGQUIT)  # a second Ctrl-C, or an orchestrator out of patience
         worker.wait(timeout=60)
     assert _row(sessions, asset_id).status == "processing"

@@ -32,17 +32,17 @@ def download(client, url: str) -> Image.Image:
 
 
 def test_uploaded_jpeg_png_and_mp4_become_ready_with_downloadable_webp_renditions(
-    committed_app, auth_header, settings, tmp_path
+    broker_app, auth_header, broker_settings, tmp_path
 ):
     headers = auth_header(f"user_e2e_{uuid.uuid4().hex[:8]}")
-    client = committed_app.test_client()
+    client = broker_app.test_client()
     files = {
         "jpeg": (good_jpeg(2000, 1500), "photo.jpg", "image/jpeg"),
         "png": (alpha_png(800, 600), "alpha.png", "image/png"),
         "mp4": (small_mp4(tmp_path, 2.0, "640x360").read_bytes(), "clip.mp4", "video/mp4"),
     }
 
-    with running(worker_command("images,videos"), settings_env(settings), tmp_path / "worker.log"):
+    with running(worker_command("images,videos"), settings_env(broker_settings), tmp_path / "worker.log"):
         ids = {}
         for name, (content, filename, file_type) in files.items():
             response = upload(client, headers, content, filename=filename, file_type=file_type)
@@ -83,16 +83,16 @@ def test_uploaded_jpeg_png_and_mp4_become_ready_with_downloadable_webp_rendition
 
 
 def test_uploaded_iphone_heic_and_avif_become_ready_with_a_downloadable_display_copy(
-    committed_app, auth_header, settings, tmp_path
+    broker_app, auth_header, broker_settings, tmp_path
 ):
     headers = auth_header(f"user_e2e_{uuid.uuid4().hex[:8]}")
-    client = committed_app.test_client()
+    client = broker_app.test_client()
     files = {
         "heic": (iphone_heic(), "IMG_0001.HEIC", "image/heic"),
         "avif": (avif(Image.new("RGB", (2000, 1500), (30, 160, 60))), "render.avif", "image/avif"),
     }
 
-    with running(worker_command("images"), settings_env(settings), tmp_path / "worker.log"):
+    with running(worker_command("images"), settings_env(broker_settings), tmp_path / "worker.log"):
         ids = {}
         for name, (content, filename, file_type) in files.items():
             response = upload(client, headers, content, filename=filename, file_type=file_type)

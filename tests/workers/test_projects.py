@@ -218,17 +218,17 @@ def test_the_task_has_its_stable_name_and_takes_json_arguments(worker_context, s
 
 @pytest.mark.e2e
 def test_a_burst_of_autosaves_is_rendered_once_by_a_real_worker(
-    committed_app, auth_header, settings, engine, tmp_path
+    broker_app, auth_header, broker_settings, engine, tmp_path
 ):
     user_id, burst = f"user_burst_{uuid.uuid4().hex[:8]}", f"burst-{uuid.uuid4().hex}"
     headers = {**auth_header(user_id), "Content-Type": "application/json"}
-    client = committed_app.test_client()
+    client = broker_app.test_client()
     project_id = client.get("/v1/projects", headers=headers).json["items"][0]["id"]
-    storage = make_storage(settings)
+    storage = make_storage(broker_settings)
     with Session(engine) as session, session.begin():
         red, green = (stored_asset(session, storage, user_id, "image", colour) for colour in (RED, GREEN))
     # A short window keeps the test quick; the API reads it per save.
-    committed_app.extensions["iskra"].settings = settings.model_copy(
+    broker_app.extensions["iskra"].broker_settings = broker_settings.model_copy(
         update={"project_thumbnail_debounce_seconds": 1.0}
     )
     layouts = [[element("a", 0, red)]] * 4 + [[element("a", 0, red), element("b", 100, green)]]
@@ -243,7 +243,7 @@ def test_a_burst_of_autosaves_is_rendered_once_by_a_real_worker(
             if line.get("request_id", "").startswith(burst) and "succeeded" in line.get("event", "")
         ]
 
-    with running(worker_command("images"), settings_env(settings), log_path):
+    with running(worker_command("images"), settings_env(broker_settings), log_path):
         for number, layout in enumerate(layouts):
             state = {"lastModified": 1, "backgroundColor": "#000", "elements": layout}
             saved = client.put(f"/v1/projects/{project_id}/state", json=state,

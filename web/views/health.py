@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 from sqlalchemy import text
 
+from core import taskqueue
 from web.errors import problem
 from web.services import services
 
@@ -22,9 +23,20 @@ def _ping_database() -> None:
         connection.execute(text("SELECT 1"))
 
 
+def _ping_broker() -> None:
+    # The broker Celery publishes to (RabbitMQ, or Redis under the transport's own settings), opened
+    # afresh: a pooled connection may look open after the broker has gone.
+    taskqueue.broker_connection(services().celery).release()
+
+
 def _checks() -> dict[str, str]:
     app = services()
-    probes = {"database": _ping_database, "redis": app.redis.ping, "storage": lambda: app.storage.check()}
+    probes = {
+        "database": _ping_database,
+        "redis": app.redis.ping,
+        "broker": _ping_broker,
+        "storage": lambda: app.storage.check(),
+    }
     found: dict[str, str] = {}
     for name, probe in probes.items():
         try:
@@ -37,7 +49,7 @@ def _checks() -> dict[str, str]:
 
 @bp.get("/readyz")
 def readyz():
-    """Database, Redis and storage all answer."""
+    """Database, Redis, the task broker and storage all answer."""
     checks = _checks()
     if all(state == "ok" for state in checks.values()):
         return {"status": "ok", "checks": checks}

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # Prefixes every Redis key (rate limits, Celery queues): deployments or test runs can share one Redis.
     redis_key_prefix: str = ""
     database_pool_size: int = 10
+    # Behind PgBouncer in transaction mode a connection may change server between transactions, so no
+    # statement may stay prepared on one: psycopg then never prepares (docs/deploying.md, "Connections").
+    database_pgbouncer: bool = False
 
     data_dir: Path = Field(default=Path(".data"), alias="ISKRA_DATA_DIR")
     storage_backend: Literal["local", "s3"] = "local"

@@ -15,6 +15,10 @@ def make_engine(settings: Settings, **overrides: object) -> Engine:
         "pool_size": settings.database_pool_size,
         "max_overflow": settings.database_pool_size,
     }
+    if settings.database_pgbouncer:
+        # psycopg prepares a query server-side from its 5th run on a connection; a pooler in transaction
+        # mode would run the next EXECUTE on a server that never saw the PREPARE.
+        options["connect_args"] = {"prepare_threshold": None}
     options.update(overrides)
     return create_engine(settings.database_url, **options)
 

@@ -205,7 +205,8 @@ def claim_import(session: Session, asset_id: str, max_attempts: int) -> ImportCl
         )
         log.warning("import_out_of_attempts", asset_id=asset_id, attempts=row.attempts)
         return None
-    plan = get_plan(session, session.scalar(select(User.tier).where(User.user_id == row.user_id)))
+    tier = session.execute(select(User.tier).where(User.user_id == row.user_id)).scalar_one()
+    plan = get_plan(session, tier)
     return ImportClaim(row.id, row.user_id, row.type, row.original_url, plan.max_upload_bytes)
 
 

@@ -74,8 +74,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.extensions["iskra"] = services
     if settings.trusted_proxy_count:
         # The address our outermost proxy saw becomes request.remote_addr, for rate limits and logs alike;
-        # X-Forwarded-For from anyone else is never read.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)
+        # X-Forwarded-For from anyone else is never read. (Flask documents wrapping wsgi_app for
+        # middleware; its type says method.)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)  # type: ignore[method-assign]
     CORS(
         app,
         origins=list(settings.cors_allowed_origins),

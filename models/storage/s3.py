@@ -148,7 +148,7 @@ class S3Storage:
     def open(self, key: str) -> BinaryIO:
         with _translated("get", validate_key(key)):
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
-        return io.BufferedReader(_Body(body, key), buffer_size=1024 * 1024)  # type: ignore[return-value]
+        return io.BufferedReader(_Body(body, key), buffer_size=1024 * 1024)
 
     def download_to(self, key: str, path: str) -> None:
         with _translated("download", validate_key(key)):

@@ -2,6 +2,7 @@
 
 import io
 from functools import lru_cache
+from typing import cast
 
 from PIL import Image, ImageCms
 
@@ -29,7 +30,8 @@ def _to_eight_bit(img: Image.Image) -> Image.Image:
     # Pillow clips I;16/I/F to 0..255 on convert("L"); scale instead, assuming the range the
     # values actually use: 8-bit, 16-bit, 0..1 floats, or whatever min..max they span.
     wide = img.convert("F")
-    low, high = wide.getextrema()
+    # A one-band image has one (min, max) pair, which Pillow's return type does not tell apart.
+    low, high = cast(tuple[float, float], wide.getextrema())
     if low >= 0 and high <= 1.0 and img.mode == "F":
         scale, offset = 255.0, 0.0
     elif low >= 0 and high <= 255:
@@ -60,7 +62,7 @@ def _apply_profile(img: Image.Image, icc_profile: bytes) -> Image.Image | None:
     if transform is None:
         return None
     converted = ImageCms.applyTransform(colour, transform)
-    if alpha is not None:
+    if alpha is not None and converted is not None:
         converted.putalpha(alpha)
     return converted
 

@@ -44,6 +44,8 @@ class ImportIn(Body):
     source_url: Annotated[str, Field(min_length=1, max_length=2048)]
     asset_type: AssetType
     metadata: GenerationMetadata | None = None
+    # The generation reservation this media was made under; the import settles one unit of it.
+    reservation_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
 
 class ListQuery(Query):

@@ -14,8 +14,9 @@ from core.settings import media_limits
 from models.asset_lifecycle import create_import, create_upload, next_task
 from models.assets import delete_asset, extension_for, get_owned_asset, list_assets
 from models.plans import get_plan
-from models.quota import check_room
+from models.quota import check_not_full, check_room
 from models.renditions import RENDITION_COLUMNS, WEBP, rendition_key_of
+from models.reservations import settle
 from models.storage.keys import original_key
 from models.storage.staging import put_then_record
 from models.tables import Asset
@@ -98,9 +99,15 @@ def import_asset():
     check_literal_host(target, allow_loopback=settings.import_allow_loopback)
     generation = body.metadata.model_dump(exclude_none=True) if body.metadata else {}
     with db().begin():
+        user_id = signed_in_user().user_id
+        # The size is unknown until the download: refuse here only a user with no room at all (any
+        # import would fail), so no download is queued for them; the task charges the real size.
+        check_not_full(db(), user_id)
+        if body.reservation_id is not None:
+            settle(db(), user_id, body.reservation_id, body.asset_type)
         asset = create_import(
             db(),
-            user_id=signed_in_user().user_id,
+            user_id=user_id,
             asset_type=body.asset_type,
             source_url=body.source_url,
             generation=generation,

@@ -118,6 +118,8 @@ def test_an_import_whose_asset_was_deleted_does_nothing(loopback_allowed, server
         ("/missing", "download-failed"),
         ("/slow", "timeout"),
         ("/hang", "timeout"),
+        ("/length-superscript", "download-failed"),
+        ("/to-broken-ipv6", "download-failed"),
     ],
 )
 def test_a_refused_import_fails_with_its_code_charges_nothing_and_stores_nothing(

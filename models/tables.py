@@ -108,6 +108,8 @@ class Asset(Base):
     thumbnail_key: Mapped[str | None] = mapped_column(String(256))
     preview_key: Mapped[str | None] = mapped_column(String(256))
     poster_key: Mapped[str | None] = mapped_column(String(256))
+    # A full-size copy a browser can show, for originals it cannot (HEIC, AVIF, TIFF).
+    display_key: Mapped[str | None] = mapped_column(String(256))
     placeholder: Mapped[str | None] = mapped_column(String(128))
     generation: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     created_at: Mapped[datetime] = _now()

@@ -117,6 +117,24 @@ def test_an_asset_reads_back_with_signed_urls_for_its_renditions(client, auth_he
     assert body["urls"]["original"].startswith("/files/")
     assert body["urls"]["thumbnail"].startswith("/files/")
     assert body["urls"]["poster"] is None and body["urls"]["preview"] is None
+    assert body["urls"]["display"] == body["urls"]["original"]  # a JPEG is shown as it is
+
+
+@pytest.mark.parametrize("ready", [False, True], ids=["processing", "ready"])
+def test_a_heic_asset_is_displayed_through_its_display_copy_once_made(client, auth_header, session, ready):
+    asset = make_assets(session, "user_heic", 1)[0]
+    asset.mime_type = "image/heic"
+    asset.display_key = "renditions/x/display.webp" if ready else None
+    session.commit()
+
+    body = client.get(f"/v1/assets/{asset.id}", headers=auth_header("user_heic")).json
+
+    assert body["urls"]["original"].startswith("/files/")
+    if ready:
+        assert body["urls"]["display"].startswith("/files/")
+        assert body["urls"]["display"] != body["urls"]["original"]
+    else:
+        assert body["urls"]["display"] is None
 
 
 def test_someone_elses_asset_and_a_missing_one_get_byte_identical_404s(client, auth_header, session):

@@ -59,6 +59,10 @@ class AssetUrls(Body):
     thumbnail: str | None
     preview: str | None
     poster: str | None
+    display: str | None = Field(
+        description="What the canvas shows full size: the original if a browser can display its type, "
+        "else a WebP/JPEG copy (HEIC, AVIF, TIFF), null until made."
+    )
 
 
 class AssetOut(Body):

@@ -77,6 +77,10 @@ def render_asset(asset_id: str, make: MakeRenditions) -> str | None:
         return _fail(context, claim.asset_id, "timeout")
     except ObjectMissing:
         return _fail(context, claim.asset_id, "original-missing")
+    except MemoryError:
+        # The process's memory ceiling (workers.memory) stopped the work; what it held is freed by now.
+        log.warning("media over the memory ceiling", asset_id=asset_id, code="too-large")
+        return _fail(context, claim.asset_id, "too-large")
     except StorageError:
         if is_last_try():
             _fail(context, claim.asset_id, "storage-unavailable")

@@ -185,7 +185,7 @@ def queue_depths(broker: Any, key_prefix: str = "") -> dict[str, int]:
     return {queue: sum(lengths[i * step : (i + 1) * step]) for i, queue in enumerate(QUEUES)}
 
 
-def broker_connection(client: Celery, timeout: float = 2.0) -> Connection:
+def broker_connection(client: Celery, timeout: int = 2) -> Connection:
     """A fresh connection to the broker `client` publishes to, opened now; raises when it does not answer."""
     connection = client.connection_for_write(connect_timeout=timeout)
     try:
@@ -200,7 +200,8 @@ def broker_connection(client: Celery, timeout: float = 2.0) -> Connection:
 def describe_broker(connection: Connection) -> str:
     """What answered on an open broker connection: product and version, and where (no password)."""
     if connection.transport.driver_type == "redis":
-        name = f"Redis {connection.default_channel.client.info('server')['redis_version']}"
+        redis_channel: Any = connection.default_channel
+        name = f"Redis {redis_channel.client.info('server')['redis_version']}"
     else:
         properties = connection.connection.server_properties
         name = f"{_text(properties.get('product', 'AMQP'))} {_text(properties.get('version', ''))}".strip()
@@ -215,7 +216,7 @@ def amqp_queue_depths(connection: Connection) -> dict[str, int]:
     """Messages ready (not yet taken by a worker) in each queue on a RabbitMQ broker."""
     depths = {}
     for queue in QUEUES:
-        channel = connection.channel()
+        channel: Any = connection.channel()
         try:
             depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
         except connection.channel_errors:

@@ -137,9 +137,9 @@ def test_on_rabbitmq_a_whole_worker_killed_mid_thumbnail_has_its_task_handed_to_
 
     # No sweep: the broker saw the connection close with the message unacknowledged and queued it again.
     with running(worker_command("images"), env, tmp_path / "next-worker.log"):
-        wait_until(lambda: _row(sessions, asset_id).status in ("ready", "failed"), timeout=120)
+        wait_until(lambda: asset(sessions, asset_id).status in ("ready", "failed"), timeout=120)
 
-    row = _row(sessions, asset_id)
+    row = asset(sessions, asset_id)
     assert (row.status, row.error, row.attempts) == ("ready", None, 2)
 
 

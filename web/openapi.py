@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.models import SecureType
 
 from models.errors import BadRequest, ValidationFailed
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def _refuse_invalid(_req: Any, _resp: Any, error: Exception | None, _instance: Any, *_rest: Any) -> None:
@@ -16,10 +18,18 @@ def _refuse_invalid(_req: Any, _resp: Any, error: Exception | None, _instance: A
     if error is not None:
         errors = getattr(error, "errors", lambda **_: [])(include_url=False, include_context=False)
         raise ValidationFailed("The request does not match the schema.", errors=errors)
+    # spectree leaves a JSON model unread when the body is sent as a form: the view would get None.
+    if request.mimetype in FORM_TYPES and _takes_json():
+        raise ValidationFailed("The body must be a JSON object sent as application/json.")
     # spectree validates a body it cannot parse (or one that is not JSON) as `{}`, which an all-optional
     # schema accepts: `POST /v1/projects` would create a project from a truncated body.
     if _validated_a_body() and not isinstance(request.get_json(silent=True), dict):
         raise ValidationFailed("The body must be a JSON object sent as application/json.")
+
+
+def _takes_json() -> bool:
+    metadata = api.get_function_metadata(current_app.view_functions[request.endpoint or ""])
+    return metadata is not None and metadata.json is not None
 
 
 def _validated_a_body() -> bool:

@@ -130,11 +130,12 @@ def _expected_revisions() -> list[int] | None:
     """
     if "If-Match" not in request.headers or request.if_match.star_tag:
         return None
+    # Werkzeug reads an empty tag (`If-Match: ""`) as None; it names no revision.
     tags = request.if_match.as_set(include_weak=True)
     return sorted(
         int(tag)
         for tag in tags
-        if tag.isascii() and tag.isdigit() and len(tag) <= 10 and int(tag) <= MAX_REVISION
+        if tag and tag.isascii() and tag.isdigit() and len(tag) <= 10 and int(tag) <= MAX_REVISION
     )
 
 

@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from web.schemas import Body, Query
+from models.canvas import CanvasState
+from web.schemas import Body, DocumentedAs, Query
 
 # Trimmed first, then 1-100 characters with no control characters (PostgreSQL text refuses NUL).
 ProjectName = Annotated[
@@ -45,7 +46,8 @@ class ProjectPage(Body):
 
 
 class ProjectOut(ProjectSummaryOut):
-    canvas_state: dict[str, Any]
+    # Sent as stored: every save was validated against CanvasState, so the document can promise its shape.
+    canvas_state: Annotated[dict[str, Any], DocumentedAs(CanvasState)]
     asset_thumbnails: dict[str, str]
 
 

@@ -64,7 +64,9 @@ def asset_out(asset: Asset) -> dict[str, Any]:
 # of the body is read.
 @bp.post("")
 @rate_limited("upload")
-@api.validate(resp=Response(HTTP_201=AssetOut), tags=["assets"])
+@api.validate(
+    resp=Response("HTTP_400", "HTTP_413", "HTTP_415", "HTTP_507", HTTP_201=AssetOut), tags=["assets"]
+)
 def upload_asset():
     """Upload an image or video: multipart `file`, optional `metadata` JSON, width/height/duration hints."""
     user_id, storage = current_identity().user_id, services().storage

@@ -49,7 +49,7 @@ def list_projects():
 
 
 @bp.post("")
-@api.validate(json=CreateIn, resp=Response(HTTP_201=ProjectOut), tags=["projects"])
+@api.validate(json=CreateIn, resp=Response("HTTP_409", HTTP_201=ProjectOut), tags=["projects"])
 def create_project():
     """A new empty project; named `Iskra Project NN` unless a name is given."""
     body = request.context.json
@@ -76,7 +76,9 @@ def get_project(project_id: str):
 
 
 @bp.put("/<project_id>/state")
-@api.validate(json=CanvasState, resp=Response(HTTP_200=SavedOut), tags=["projects"], skip_validation=True)
+@api.validate(
+    json=CanvasState, resp=Response("HTTP_412", HTTP_200=SavedOut), tags=["projects"], skip_validation=True
+)
 def save_state(project_id: str):
     """Autosave the canvas; a stale If-Match is refused (412), without it the last write wins."""
     settings = services().settings

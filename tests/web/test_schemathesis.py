@@ -81,12 +81,20 @@ def a_download_token(client: FlaskClient, headers: dict[str, str]) -> str:
     return asset["urls"]["original"].rsplit("/", 1)[1]
 
 
-# Random ids only ever reach the 404 branch; these make a real one of the caller's for a path parameter.
+# Random ids only ever reach the 404 branch; these make a real one of the caller's for a path parameter
+# (once per operation: uploads are rate limited and projects counted).
 REAL_PATH_PARAMETERS: dict[str, Callable[[FlaskClient, dict[str, str]], str]] = {
     "project_id": a_project,
     "asset_id": an_asset,
     "token": a_download_token,
 }
+
+
+@pytest.fixture
+def real_ids() -> dict[tuple[str, str], str]:
+    """(user, path parameter) -> the real id made for it."""
+    return {}
+
 
 schema = schemathesis.pytest.from_fixture("contract_schema")
 
@@ -109,11 +117,17 @@ def _node_id_schemathesis_renames(request: pytest.FixtureRequest) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_every_operation_answers_as_its_document_says(
-    case: schemathesis.Case, data: st.DataObject, client: FlaskClient, settings: Settings
+    case: schemathesis.Case,
+    data: st.DataObject,
+    client: FlaskClient,
+    settings: Settings,
+    real_ids: dict[tuple[str, str], str],
 ) -> None:
     headers = {"Authorization": f"Bearer {make_dev_token(settings, user_of(case))}"}
     for name in case.path_parameters or {}:
         if name in REAL_PATH_PARAMETERS and data.draw(st.booleans(), label=f"a real {name}"):
-            case.path_parameters[name] = REAL_PATH_PARAMETERS[name](client, headers)
+            if (user_of(case), name) not in real_ids:
+                real_ids[user_of(case), name] = REAL_PATH_PARAMETERS[name](client, headers)
+            case.path_parameters[name] = real_ids[user_of(case), name]
     # Buffered: the body is read and the response closed (a streamed download would leak its file).
     case.call_and_validate(checks=CHECKS, buffered=True)

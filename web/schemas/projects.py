@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, WithJsonSchema
 
 from models.canvas import CanvasState
 from web.schemas import Body, DocumentedAs, Query
 
 # Trimmed first, then 1-100 characters with no control characters (PostgreSQL text refuses NUL).
+# Limits on the trimmed name are no JSON Schema of the sent one (a tab or 300 spaces around a name
+# are trimmed away), so the document states them in words.
 ProjectName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "description": "Trimmed of surrounding whitespace, then 1-100 characters, no control characters.",
+        }
+    ),
 ]
 
 

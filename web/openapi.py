@@ -106,6 +106,10 @@ INTEGER = {"type": "integer", "minimum": 0}
 HEADERS = {
     "ETag": Header("The revision as an entity tag; send it back in If-Match.", required=True),
     "Location": Header("The URL of the asset or project the request created.", required=True),
+    "Idempotency-Key": Header(
+        "1-255 printable ASCII characters: a retry with the same key gets the first answer.",
+        {"type": "string", "pattern": "^[\\x20-\\x7e]{1,255}$"},
+    ),
     "If-Match": Header(
         "The ETag the change was made against: 412 when stale; absent or `*`, last write wins."
     ),
@@ -144,6 +148,7 @@ REASONS = {
     413: "The body or file is larger than allowed (`payload-too-large`).",
     415: "The media type is not accepted (`unsupported-media-type`).",
     422: "The body does not match its schema or limits (`validation-failed`, `invalid-media`, ...).",
+    428: "The change needs an If-Match naming the revision it was made against.",
     429: "A rate-limit window is full (`rate-limited`) or the month's generations are used up.",
     503: "A dependency (database, rate limiter, storage) is unavailable; retry later.",
     507: "The storage quota cannot hold the file (`quota-exceeded`).",
@@ -165,9 +170,10 @@ class Route:
     sends: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
     body: Mapping[str, Any] | None = None
     rate_limited: bool = False
-    # Only for routes without `api.validate`: their summary and answers (None: a problem or no body).
-    summary: str = ""
+    # Statuses with content that is no JSON model (a download, an event stream) or none at all (None);
+    # a route without `api.validate` lists every answer here, with its summary.
     answers: Mapping[int, Mapping[str, Any] | None] = field(default_factory=dict)
+    summary: str = ""
 
 
 def _multipart(schema_name: str, **encodings: str) -> dict[str, Any]:
@@ -194,7 +200,7 @@ ROUTES = {
             206: ("Content-Range",),
             416: ("Content-Range",),
         },
-        answers={200: BINARY, 206: BINARY, 304: {}, 403: None, 404: None, 416: None},
+        answers={200: BINARY, 206: BINARY, 304: None, 403: None, 404: None, 416: None, 503: None},
     ),
     "GET /livez": Route(
         summary="The process answers.", answers={200: _json({"$ref": "#/components/schemas/Live"})}
@@ -250,6 +256,12 @@ def document(app: Flask) -> dict[str, Any]:
         route = ROUTES.get(f"{method} {path}", Route())
         operation = generated.get(path, {}).get(method.lower()) or _plain_operation(route, endpoint)
         spec["paths"].setdefault(path, {})[method.lower()] = operation
+        for status, content in route.answers.items():
+            answer = operation["responses"].setdefault(
+                str(status), {"description": HTTPStatus(status).phrase}
+            )
+            if content:
+                answer["content"] = copy.deepcopy(dict(content))
         if route.body is not None:
             operation["requestBody"] = copy.deepcopy(route.body)
         parameters = operation.setdefault("parameters", [])
@@ -282,12 +294,7 @@ def _component(model: Any, schemas: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain_operation(route: Route, endpoint: str) -> dict[str, Any]:
-    responses: dict[str, Any] = {}
-    for status, content in route.answers.items():
-        responses[str(status)] = {"description": HTTPStatus(status).phrase}
-        if content:
-            responses[str(status)]["content"] = dict(content)
-    return {"summary": route.summary, "operationId": endpoint, "responses": responses, "tags": ["operations"]}
+    return {"summary": route.summary, "operationId": endpoint, "responses": {}, "tags": ["operations"]}
 
 
 def _add_statuses(operation: dict[str, Any], authenticated: bool, declared: set[int]) -> None:

@@ -135,7 +135,7 @@ def test_rate_limited_routes_send_their_budget_with_a_success(document):
 def test_downloads_are_described_with_ranges_and_conditional_answers(document):
     download = document["paths"]["/files/{token}"]["get"]
 
-    assert set(download["responses"]) == {"200", "206", "304", "403", "404", "416"}
+    assert set(download["responses"]) == {"200", "206", "304", "403", "404", "416", "503"}
     assert download["responses"]["200"]["content"]["*/*"]["schema"]["format"] == "binary"
     assert {"Range", "If-None-Match"} <= {parameter["name"] for parameter in download["parameters"]}
 

@@ -108,7 +108,7 @@ def _node_id_schemathesis_renames(request: pytest.FixtureRequest) -> None:
 @schema.parametrize()
 @schema.given(data=st.data())
 @hypothesis.settings(
-    max_examples=30,
+    max_examples=50,
     deadline=None,
     derandomize=True,
     database=None,

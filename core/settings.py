@@ -18,6 +18,10 @@ CommaList = Annotated[tuple[str, ...], NoDecode]
 
 # Placeholder secrets for development; production refuses to start with them.
 DEV_PLACEHOLDER = "development-only-insecure-secret-change-me"
+# Secrets known to be public: this project's placeholder, the compose file's former S3 default, stand-ins.
+PUBLIC_SECRETS = frozenset({DEV_PLACEHOLDER, "change-me-in-production", "change-me", "secret", "password"})
+# Secrets this service signs with or guards operators' pages with: as long as generate_secret()'s.
+MIN_SECRET_LENGTH = 32
 # scheme://host[:port], exactly as a browser sends `Origin`.
 ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 
@@ -70,6 +74,8 @@ class Settings(BaseSettings):
     cors_allowed_origins: CommaList = ("http://localhost:3000",)
     port: int = 8000
     flower_basic_auth: SecretStr | None = None
+    # `user:password` that scrapers must send to the API's /metrics; unset, /metrics answers anyone.
+    metrics_basic_auth: SecretStr | None = None
 
     max_image_pixels: int = 100_000_000
     max_dimension: int = 10_000
@@ -86,6 +92,8 @@ class Settings(BaseSettings):
     max_processing_attempts: int = 6
     abandoned_upload_grace_minutes: int = 60
     project_thumbnail_debounce_seconds: float = 5.0
+    # Resident-memory ceiling of one task process (SPEC §15); a task that would pass it fails `too-large`.
+    worker_memory_limit_mb: int = Field(default=512, ge=64)
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -135,8 +143,26 @@ class Settings(BaseSettings):
             return self
         if self.auth_mode == "dev":
             raise ValueError("AUTH_MODE=dev is refused when ENVIRONMENT=production")
-        if self.signing_secret.get_secret_value() == DEV_PLACEHOLDER:
-            raise ValueError("SIGNING_SECRET must be set in production")
+        if _weak(self.signing_secret.get_secret_value()):
+            raise ValueError(
+                f"SIGNING_SECRET must be set in production, to {MIN_SECRET_LENGTH}+ random characters"
+            )
+        # Issued by the storage provider, so its length is theirs to choose (Backblaze's are 31): only
+        # emptiness and published defaults are refused.
+        aws_secret = self.aws_secret_access_key
+        if aws_secret is not None and aws_secret.get_secret_value().strip() in PUBLIC_SECRETS | {""}:
+            raise ValueError("AWS_SECRET_ACCESS_KEY is empty or a published default; refused in production")
+        for name, auth in (
+            ("FLOWER_BASIC_AUTH", self.flower_basic_auth),
+            ("METRICS_BASIC_AUTH", self.metrics_basic_auth),
+        ):
+            if auth is None:
+                continue
+            user, _, password = auth.get_secret_value().partition(":")
+            if not user or _weak(password):
+                raise ValueError(
+                    f"{name} must be user:password with a {MIN_SECRET_LENGTH}+ character password"
+                )
         if self.import_allow_loopback or self.import_allow_http:
             raise ValueError("IMPORT_ALLOW_LOOPBACK/IMPORT_ALLOW_HTTP are refused in production")
         return self
@@ -162,9 +188,20 @@ class Settings(BaseSettings):
         return self.storage_local_root or self.data_dir / "media"
 
 
+def _weak(secret: str) -> bool:
+    return len(secret) < MIN_SECRET_LENGTH or secret in PUBLIC_SECRETS
+
+
 def generate_secret() -> str:
     """A fresh random secret for development stacks."""
     return secrets.token_urlsafe(32)
+
+
+MIB = 1024 * 1024
+# Address space ffmpeg maps without making it resident (codec libraries, thread pools): it does not even
+# start under 384 MiB, while a 4K poster frame peaks at ~80 MiB resident. Its RLIMIT_AS is the task
+# process ceiling plus this.
+FFMPEG_MAPPED_MB = 1024
 
 
 def media_limits(settings: Settings) -> MediaLimits:
@@ -173,4 +210,5 @@ def media_limits(settings: Settings) -> MediaLimits:
         max_dimension=settings.max_dimension,
         max_pixels=settings.max_image_pixels,
         max_video_seconds=settings.max_video_seconds,
+        child_memory_bytes=(settings.worker_memory_limit_mb + FFMPEG_MAPPED_MB) * MIB,
     )

@@ -14,8 +14,9 @@ from core.settings import media_limits
 from models.asset_lifecycle import create_import, create_upload, next_task
 from models.assets import delete_asset, extension_for, get_owned_asset, list_assets
 from models.plans import get_plan
-from models.quota import check_room
-from models.renditions import RENDITION_COLUMNS, WEBP, rendition_key_of
+from models.quota import check_not_full, check_room
+from models.renditions import RENDITION_COLUMNS, rendition_key_of
+from models.reservations import settle
 from models.storage.keys import original_key
 from models.storage.staging import put_then_record
 from models.tables import Asset
@@ -28,6 +29,7 @@ from web.schemas import dump, epoch_ms
 from web.schemas.assets import AssetOut, AssetPage, AssetUrls, GenerationMetadata, ImportIn, ListQuery
 from web.services import services
 from web.uploads import parse_fields, receive_upload, vetted
+from workers.media.sniff import NEEDS_DISPLAY_COPY
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
 
@@ -35,9 +37,12 @@ bp = Blueprint("assets", __name__, url_prefix="/assets")
 def asset_out(asset: Asset) -> dict[str, Any]:
     """The asset's JSON body, with signed URLs for every object it has."""
     signed = services().signed_url
-    renditions = {name: signed(rendition_key_of(asset, name), WEBP) for name in RENDITION_COLUMNS}
+    # Renditions are served as the type they were stored with (WebP; a huge display copy is JPEG).
+    renditions = {name: signed(rendition_key_of(asset, name)) for name in RENDITION_COLUMNS}
     # An import has no original until its task has stored one.
     original = signed(asset.storage_key if asset.size_bytes else None, asset.mime_type)
+    if asset.type == "image" and asset.mime_type not in NEEDS_DISPLAY_COPY:
+        renditions["display"] = original  # a browser shows the original itself
     return dump(
         AssetOut(
             id=str(asset.id),
@@ -68,7 +73,11 @@ def asset_out(asset: Asset) -> dict[str, Any]:
     resp=Response("HTTP_400", "HTTP_413", "HTTP_415", "HTTP_507", HTTP_201=AssetOut), tags=["assets"]
 )
 def upload_asset():
-    """Upload an image or video: multipart `file`, optional `metadata` JSON, width/height/duration hints."""
+    """Upload an image or video: multipart `file`, optional `metadata` JSON, width/height/duration hints.
+
+    Accepted by their magic bytes: JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF, MP4, MOV, WebM, MPEG,
+    AVI (anything else is a 415). HEIC, AVIF and TIFF get a browser-displayable `urls.display` copy.
+    """
     user_id, storage = current_identity().user_id, services().storage
     with db().begin():
         plan = get_plan(db(), signed_in_user().tier)
@@ -100,9 +109,15 @@ def import_asset():
     check_literal_host(target, allow_loopback=settings.import_allow_loopback)
     generation = body.metadata.model_dump(exclude_none=True) if body.metadata else {}
     with db().begin():
+        user_id = signed_in_user().user_id
+        # The size is unknown until the download: refuse here only a user with no room at all (any
+        # import would fail), so no download is queued for them; the task charges the real size.
+        check_not_full(db(), user_id)
+        if body.reservation_id is not None:
+            settle(db(), user_id, body.reservation_id, body.asset_type)
         asset = create_import(
             db(),
-            user_id=signed_in_user().user_id,
+            user_id=user_id,
             asset_type=body.asset_type,
             source_url=body.source_url,
             generation=generation,

@@ -114,7 +114,10 @@ HEADERS = {
         "The ETag the change was made against: 412 when stale; absent or `*`, last write wins."
     ),
     "Retry-After": Header("Seconds until the request may succeed.", {"type": "integer", "minimum": 1}, True),
-    "WWW-Authenticate": Header('The Bearer challenge (RFC 6750): `Bearer realm="iskra"`.', required=True),
+    "WWW-Authenticate": Header(
+        'The challenge: `Bearer realm="iskra"` (RFC 6750), on /metrics `Basic realm="metrics"`.',
+        required=True,
+    ),
     "X-RateLimit-Limit": Header("Requests the tightest rate-limit window allows.", INTEGER),
     "X-RateLimit-Remaining": Header("Requests left in that window.", INTEGER),
     "X-RateLimit-Period": Header(
@@ -140,7 +143,7 @@ RATE_LIMIT_HEADERS = (
 # Why a route answers a status, when no route says more; a problem's `type` tells the cases apart.
 REASONS = {
     400: "The request is malformed: bad query parameters (page size, cursor) or not the form expected.",
-    401: "No valid bearer token (`unauthorized`).",
+    401: "No valid credentials: a bearer token, or for /metrics the scraper's (`unauthorized`).",
     403: "The link is invalid or has expired (`invalid-download-link`).",
     404: "No such resource, or it belongs to someone else (`not-found`).",
     409: "The resource is in a state that refuses the request.",
@@ -210,8 +213,9 @@ ROUTES = {
         answers={200: _json({"$ref": "#/components/schemas/Ready"}), 503: None},
     ),
     "GET /metrics": Route(
-        summary="Prometheus metrics of every API process.",
-        answers={200: {"text/plain": {"schema": {"type": "string"}}}},
+        summary="Prometheus metrics of every API process (Basic credentials when METRICS_BASIC_AUTH is set).",
+        answers={200: {"text/plain": {"schema": {"type": "string"}}}, 401: None},
+        sends={401: ("WWW-Authenticate",)},
     ),
     "GET /openapi.json": Route(summary="This document.", answers={200: _json({"type": "object"})}),
 }

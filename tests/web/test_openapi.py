@@ -83,6 +83,9 @@ def test_routes_declare_their_own_refusals(document):
     assert {"400", "413", "415", "422", "507"} <= set(paths["/v1/assets"]["post"]["responses"])
     assert "409" in paths["/v1/projects"]["post"]["responses"]
     assert "412" in paths["/v1/projects/{project_id}/state"]["put"]["responses"]
+    assert {"404", "409", "507"} <= set(paths["/v1/assets/import"]["post"]["responses"])
+    assert {"404", "409"} <= set(paths["/v1/me/generations/refund"]["post"]["responses"])
+    assert "WWW-Authenticate" in paths["/metrics"]["get"]["responses"]["401"]["headers"]
     assert "422" not in paths["/v1/me"]["get"]["responses"]
 
 

@@ -101,7 +101,9 @@ def upload_asset():
 
 @bp.post("/import")
 @rate_limited("upload")
-@api.validate(json=ImportIn, resp=Response(HTTP_202=AssetOut), tags=["assets"])
+@api.validate(
+    json=ImportIn, resp=Response("HTTP_404", "HTTP_409", "HTTP_507", HTTP_202=AssetOut), tags=["assets"]
+)
 def import_asset():
     """Import generated media from a URL: the asset is created pending and a task downloads it."""
     body, settings = request.context.json, services().settings

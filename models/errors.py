@@ -47,8 +47,16 @@ class ReservationClosed(Conflict):
     type, title = "reservation-closed", "The reservation holds nothing more"
 
 
+class PatchConflict(Conflict):
+    type, title = "patch-conflict", "The patch does not apply to the current state"
+
+
 class PreconditionFailed(DomainError):
     type, status, title = "revision-mismatch", 412, "The project changed since it was read"
+
+
+class PreconditionRequired(DomainError):
+    type, status, title = "precondition-required", 428, "This change needs If-Match"
 
 
 class PayloadTooLarge(DomainError):

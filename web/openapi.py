@@ -113,6 +113,7 @@ HEADERS = {
     "If-Match": Header(
         "The ETag the change was made against: 412 when stale; absent or `*`, last write wins."
     ),
+    "Accept-Patch": Header("The patch format the route takes (RFC 5789).", required=True),
     "Retry-After": Header("Seconds until the request may succeed.", {"type": "integer", "minimum": 1}, True),
     "WWW-Authenticate": Header(
         'The challenge: `Bearer realm="iskra"` (RFC 6750), on /metrics `Basic realm="metrics"`.',
@@ -193,6 +194,7 @@ ROUTES = {
     "POST /v1/projects": Route(sends={201: ("ETag", "Location")}),
     "GET /v1/projects/{project_id}": Route(sends={200: ("ETag",)}),
     "PUT /v1/projects/{project_id}/state": Route(reads=("If-Match",), sends={200: ("ETag",)}),
+    "PATCH /v1/projects/{project_id}/state": Route(sends={200: ("ETag",), 415: ("Accept-Patch",)}),
     "PATCH /v1/projects/{project_id}": Route(sends={200: ("ETag",)}),
     "POST /v1/me/generations/reserve": Route(rate_limited=True),
     "GET /files/{token}": Route(

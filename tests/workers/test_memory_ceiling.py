@@ -12,7 +12,7 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from models import taskqueue
+from core import taskqueue
 from models.storage import make_storage
 from models.tables import Asset
 from tests.processes import running, settings_env, wait_until, worker_command

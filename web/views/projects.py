@@ -7,9 +7,11 @@ from flask import Blueprint, request
 from spectree import Response
 
 from core.taskqueue import RENDER_PROJECT_THUMBNAIL
-from models import projects
+from models import project_patches, projects
 from models.canvas import CanvasState, parse_canvas_state
-from models.errors import PayloadTooLarge
+from models.canvas_patches import MEDIA_TYPE as PATCH_MEDIA_TYPE
+from models.canvas_patches import parse_canvas_patch
+from models.errors import PayloadTooLarge, PreconditionRequired, UnsupportedMediaType
 from models.projects import etag
 from models.tables import Project
 from web.auth import current_identity, signed_in_user
@@ -18,8 +20,11 @@ from web.enqueue import enqueue
 from web.openapi import api, refuse_bad_query
 from web.schemas import dump, epoch_ms
 from web.schemas.projects import (
+    PATCH_REFUSALS,
+    CanvasPatchIn,
     CreateIn,
     ListQuery,
+    PatchHeaders,
     ProjectOut,
     ProjectPage,
     ProjectSummaryOut,
@@ -87,6 +92,31 @@ def save_state(project_id: str):
         saved = projects.save_state(
             db(), current_identity().user_id, project_id, raw.decode(), state, _expected_revisions()
         )
+    return _after_save(project_id, saved)
+
+
+@bp.patch("/<project_id>/state")
+@api.validate(
+    json=CanvasPatchIn,
+    headers=PatchHeaders,
+    resp=Response(*PATCH_REFUSALS, HTTP_200=SavedOut),
+    tags=["projects"],
+    skip_validation=True,
+)
+def patch_state(project_id: str):
+    """Incremental autosave: a JSON Patch against the If-Match revision (required, 428 without it)."""
+    settings, expected = services().settings, _required_revisions()
+    patch = parse_canvas_patch(_read_patch_body(settings.max_project_state_bytes))
+    limits = (settings.max_elements_per_project, settings.max_project_state_bytes)
+    with db().begin():
+        saved = project_patches.patch_state(
+            db(), current_identity().user_id, project_id, patch, expected, limits
+        )
+    return _after_save(project_id, saved)
+
+
+def _after_save(project_id: str, saved: projects.Saved):
+    """What every committed save of the canvas does next, full or incremental, and its 200 answer."""
     _schedule_thumbnail(project_id)
     body = SavedOut(revision=saved.revision, last_saved_at=epoch_ms(saved.last_saved_at),
                     image_count=saved.image_count, video_count=saved.video_count)  # fmt: skip
@@ -121,6 +151,23 @@ def _read_body(limit: int) -> bytes:
     if len(raw) > limit:
         raise PayloadTooLarge(f"A canvas state is at most {limit} bytes.")
     return raw
+
+
+def _read_patch_body(limit: int) -> bytes:
+    """The body of an incremental save, which must be sent as a JSON Patch (415 otherwise)."""
+    if request.mimetype != PATCH_MEDIA_TYPE:
+        refused = UnsupportedMediaType(f"An incremental save is a JSON Patch sent as {PATCH_MEDIA_TYPE}.")
+        refused.headers["Accept-Patch"] = PATCH_MEDIA_TYPE  # RFC 5789 §3.1
+        raise refused
+    return _read_body(limit)
+
+
+def _required_revisions() -> list[int]:
+    """The revisions If-Match accepts; a change to an unknown base (no If-Match, or `*`) is never applied."""
+    expected = _expected_revisions()
+    if expected is None:
+        raise PreconditionRequired("Send If-Match with the ETag of the revision the patch was made against.")
+    return expected
 
 
 def _expected_revisions() -> list[int] | None:

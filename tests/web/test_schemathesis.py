@@ -129,5 +129,9 @@ def test_every_operation_answers_as_its_document_says(
             if (user_of(case), name) not in real_ids:
                 real_ids[user_of(case), name] = REAL_PATH_PARAMETERS[name](client, headers)
             case.path_parameters[name] = real_ids[user_of(case), name]
+    if "If-Match" in (case.headers or {}) and data.draw(st.booleans(), label="the current ETag"):
+        # A random If-Match never names a revision: send the real one, so changes get through.
+        project = f"/v1/projects/{case.path_parameters['project_id']}"
+        case.headers["If-Match"] = client.get(project, headers=headers).headers.get("ETag", "*")
     # Buffered: the body is read and the response closed (a streamed download would leak its file).
     case.call_and_validate(checks=CHECKS, buffered=True)

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     max_processing_attempts: int = 6
     abandoned_upload_grace_minutes: int = 60
     project_thumbnail_debounce_seconds: float = 5.0
-    # Resident-memory ceiling of one task process (SPEC §15); a task that would pass it fails `too-large`.
+    # Resident-memory ceiling of one task process; a task that would pass it fails `too-large`.
     worker_memory_limit_mb: int = Field(default=512, ge=64)
 
     log_level: str = "INFO"

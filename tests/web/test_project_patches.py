@@ -39,8 +39,11 @@ def patch_state(client, headers, project_id, operations, if_match: str | None = 
 
 
 def read(client, headers, project_id) -> tuple[dict, str]:
+    """The project and the revision its read's ETag names, as the `"<revision>"` tag a save answers."""
     response = client.get(f"/v1/projects/{project_id}", headers=headers)
-    return response.json, response.headers["ETag"]
+    revision = response.headers["ETag"].strip('"').split("-", 1)[0]
+    assert revision == str(response.json["revision"])
+    return response.json, f'"{revision}"'
 
 
 def stored_equal(session, first_id: str, second_id: str) -> bool:

@@ -15,8 +15,10 @@ from models.errors import PayloadTooLarge, PreconditionRequired, UnsupportedMedi
 from models.projects import etag
 from models.tables import Project
 from web.auth import current_identity, signed_in_user
+from web.conditional import tagged_json
 from web.db import db
 from web.enqueue import enqueue
+from web.idempotency import idempotent
 from web.openapi import api, refuse_bad_query
 from web.schemas import dump, epoch_ms
 from web.schemas.projects import (
@@ -53,6 +55,7 @@ def list_projects():
 
 
 @bp.post("")
+@idempotent
 @api.validate(json=CreateIn, resp=Response("HTTP_409", HTTP_201=ProjectOut), tags=["projects"])
 def create_project():
     """A new empty project; named `Iskra Project NN` unless a name is given."""
@@ -69,14 +72,15 @@ def create_project():
 
 
 @bp.get("/<project_id>")
-@api.validate(resp=Response(HTTP_200=ProjectOut), tags=["projects"])
+@api.validate(resp=Response("HTTP_304", HTTP_200=ProjectOut), tags=["projects"])
 def get_project(project_id: str):
-    """The project with its canvas state and signed thumbnail URLs of the assets it shows."""
+    """The project with its canvas and its assets' signed thumbnail URLs; 304 when If-None-Match has it."""
     user_id = current_identity().user_id
     with db().begin():
         project = projects.get_project(db(), user_id, project_id)
         keys = projects.asset_thumbnail_keys(db(), user_id, project.canvas_state)
-    return dump(_full(project, keys)), 200, {"ETag": etag(project.revision)}
+    # `"<revision>-<hash of the body>"`: If-Match reads the revision, If-None-Match the whole tag.
+    return tagged_json(dump(_full(project, keys)), tag_prefix=f"{project.revision}-")
 
 
 @bp.put("/<project_id>/state")
@@ -174,16 +178,17 @@ def _expected_revisions() -> list[int] | None:
     """The revisions If-Match accepts; None when absent or `*` (any current revision, last write wins).
 
     Weak tags (W/"7") count as their revision: a proxy that compresses the GET weakens its ETag, and
-    a revision number names the canvas exactly whatever the transfer encoding.
+    a revision number names the canvas exactly whatever the transfer encoding. A read's tag
+    (`"7-<hash>"`) counts as its revision too: the hash covers thumbnails and links, not the canvas.
     """
     if "If-Match" not in request.headers or request.if_match.star_tag:
         return None
     # Werkzeug reads an empty tag (`If-Match: ""`) as None; it names no revision.
-    tags = request.if_match.as_set(include_weak=True)
+    revisions = (tag.partition("-")[0] for tag in request.if_match.as_set(include_weak=True) if tag)
     return sorted(
-        int(tag)
-        for tag in tags
-        if tag and tag.isascii() and tag.isdigit() and len(tag) <= 10 and int(tag) <= MAX_REVISION
+        int(revision)
+        for revision in revisions
+        if revision.isascii() and revision.isdigit() and len(revision) <= 10 and int(revision) <= MAX_REVISION
     )
 
 

@@ -8,16 +8,17 @@ then adds what a decorator cannot say, so the document describes every route as 
   documented as the one problem+json schema (web/schemas/problem.py); never give a refusal a model.
 - What every route of a kind answers is derived here, not declared: /v1 routes 401, 429 (per address
   when unauthenticated) and 503; a route with a path parameter 404; with query parameters 400; with a
-  body 413 and 422; a view wrapped in `rate_limited` sends the rate-limit headers with its success.
+  body 413 and 422; a view wrapped in `rate_limited` sends the rate-limit headers with its success, one
+  wrapped in `idempotent` reads Idempotency-Key (400, 409 while the first runs, 422 for another body).
 - Headers a route reads or sends, bodies that are not JSON, rate limits checked inside the view and
   routes spectree does not see are one entry in ROUTES below, keyed by "METHOD /path" as the document
   spells it; each header is described once in HEADERS. A JSON body sent under another media type names
   it in its schema: `ConfigDict(json_schema_extra={"x-media-type": "application/json-patch+json"})`.
 
-A new `POST /v1/things` that answers 409 when the thing exists and reads an Idempotency-Key:
+A new `GET /v1/things/{thing_id}` that answers 304 to a current If-None-Match, and 410 when gone:
 
-    @api.validate(json=ThingIn, resp=Response("HTTP_409", HTTP_201=ThingOut), tags=["things"])
-    ROUTES: "POST /v1/things": Route(reads=("Idempotency-Key",), sends={201: ("Location",)})
+    @api.validate(resp=Response("HTTP_304", "HTTP_410", HTTP_200=ThingOut), tags=["things"])
+    ROUTES: "GET /v1/things/{thing_id}": Route(reads=("If-None-Match",), sends={200: ("ETag",)})
 
 tests/web/test_openapi.py checks that every route of the app is in the document and every ROUTES entry
 names a route; tests/web/test_schemathesis.py checks the app against the document.
@@ -104,14 +105,21 @@ class Header:
 
 INTEGER = {"type": "integer", "minimum": 0}
 HEADERS = {
-    "ETag": Header("The revision as an entity tag; send it back in If-Match.", required=True),
+    "ETag": Header(
+        "A tag of what was sent: in If-None-Match it revalidates, a project's in If-Match saves over it.",
+        required=True,
+    ),
     "Location": Header("The URL of the asset or project the request created.", required=True),
     "Idempotency-Key": Header(
-        "1-255 printable ASCII characters: a retry with the same key gets the first answer.",
+        "1-255 printable ASCII characters: a retry with the same key within 24 h gets the first answer.",
         {"type": "string", "pattern": "^[\\x20-\\x7e]{1,255}$"},
     ),
     "If-Match": Header(
         "The ETag the change was made against: 412 when stale; absent or `*`, last write wins."
+    ),
+    "Idempotent-Replayed": Header(
+        "`true` when this is the kept answer to an earlier request with the same Idempotency-Key.",
+        {"type": "string", "enum": ["true"]},
     ),
     "Accept-Patch": Header("The patch format the route takes (RFC 5789).", required=True),
     "Retry-After": Header("Seconds until the request may succeed.", {"type": "integer", "minimum": 1}, True),
@@ -130,7 +138,10 @@ HEADERS = {
     "If-None-Match": Header("The ETag the client holds: 304 when it is still current."),
     "If-Modified-Since": Header("304 when the object has not changed since."),
     "Last-Modified": Header("When the object was stored.", required=True),
-    "Cache-Control": Header("`private, max-age=<seconds the link has left>`.", required=True),
+    "Cache-Control": Header(
+        "`private, no-cache` on API reads; downloads `private, max-age=<seconds left>, immutable`.",
+        required=True,
+    ),
     "Content-Range": Header("The range sent (206), or `bytes */size` (416).", required=True),
 }
 RATE_LIMIT_HEADERS = (
@@ -147,7 +158,7 @@ REASONS = {
     401: "No valid credentials: a bearer token, or for /metrics the scraper's (`unauthorized`).",
     403: "The link is invalid or has expired (`invalid-download-link`).",
     404: "No such resource, or it belongs to someone else (`not-found`).",
-    409: "The resource is in a state that refuses the request.",
+    409: "A conflict (`too-many-projects`, `reservation-closed`, `idempotency-key-in-use`).",
     412: "The resource changed since the ETag sent in If-Match (`revision-mismatch`).",
     413: "The body or file is larger than allowed (`payload-too-large`).",
     415: "The media type is not accepted (`unsupported-media-type`).",
@@ -186,13 +197,19 @@ def _multipart(schema_name: str, **encodings: str) -> dict[str, Any]:
     return {"required": True, "content": {"multipart/form-data": {"schema": schema, "encoding": encoding}}}
 
 
+CONDITIONAL = ("If-None-Match",)
 ROUTES = {
     "POST /v1/assets": Route(
         body=_multipart("UploadForm", metadata="application/json"), sends={201: ("Location",)}
     ),
     "POST /v1/assets/import": Route(sends={202: ("Location",)}),
     "POST /v1/projects": Route(sends={201: ("ETag", "Location")}),
-    "GET /v1/projects/{project_id}": Route(sends={200: ("ETag",)}),
+    "GET /v1/assets/{asset_id}": Route(
+        reads=CONDITIONAL, sends={200: ("ETag", "Cache-Control"), 304: ("ETag",)}
+    ),
+    "GET /v1/projects/{project_id}": Route(
+        reads=CONDITIONAL, sends={200: ("ETag", "Cache-Control"), 304: ("ETag",)}
+    ),
     "PUT /v1/projects/{project_id}/state": Route(reads=("If-Match",), sends={200: ("ETag",)}),
     "PATCH /v1/projects/{project_id}/state": Route(sends={200: ("ETag",), 415: ("Accept-Patch",)}),
     "PATCH /v1/projects/{project_id}": Route(sends={200: ("ETag",)}),
@@ -270,13 +287,16 @@ def document(app: Flask) -> dict[str, Any]:
                 answer["content"] = copy.deepcopy(dict(content))
         if route.body is not None:
             operation["requestBody"] = copy.deepcopy(route.body)
+        idempotent = hasattr(view, "idempotent")  # web/idempotency.py
+        reads = (*route.reads, "Idempotency-Key") if idempotent else route.reads
         parameters = operation.setdefault("parameters", [])
-        parameters.extend({"name": name, "in": "header", **_header(name)} for name in route.reads)
+        parameters.extend({"name": name, "in": "header", **_header(name)} for name in reads)
         authenticated = endpoint.startswith("v1.")  # web/api.py: every route of the /v1 blueprint
         if not authenticated:
             operation["security"] = []
-        _add_statuses(operation, authenticated, _declared_codes(view))
-        _add_headers(operation, route, authenticated, route.rate_limited or hasattr(view, "rate_limit_class"))
+        _add_statuses(operation, authenticated, idempotent, _declared_codes(view))
+        rate_limited = route.rate_limited or hasattr(view, "rate_limit_class")  # web/ratelimit.py
+        _add_headers(operation, route, authenticated, rate_limited, idempotent)
         _refusals_as_problems(operation["responses"])
         _json_body(operation, schemas)
     return spec
@@ -303,11 +323,15 @@ def _plain_operation(route: Route, endpoint: str) -> dict[str, Any]:
     return {"summary": route.summary, "operationId": endpoint, "responses": {}, "tags": ["operations"]}
 
 
-def _add_statuses(operation: dict[str, Any], authenticated: bool, declared: set[int]) -> None:
+def _add_statuses(
+    operation: dict[str, Any], authenticated: bool, idempotent: bool, declared: set[int]
+) -> None:
     """The statuses every route of its kind answers (see the module docstring)."""
     responses, statuses = operation["responses"], set()
     if authenticated:
         statuses |= {401, 429, 503}
+    if idempotent:
+        statuses |= {400, 409, 422}
     for parameter in operation["parameters"]:
         if parameter["in"] == "path":
             statuses.add(404)
@@ -323,15 +347,20 @@ def _add_statuses(operation: dict[str, Any], authenticated: bool, declared: set[
         responses.setdefault(str(status), {"description": REASONS[status]})
 
 
-def _add_headers(operation: dict[str, Any], route: Route, authenticated: bool, rate_limited: bool) -> None:
+def _add_headers(
+    operation: dict[str, Any], route: Route, authenticated: bool, rate_limited: bool, idempotent: bool
+) -> None:
     responses = operation["responses"]
+    success = min(int(status) for status in responses)
     sends = {status: list(names) for status, names in route.sends.items()}
     if authenticated:
         # An unauthenticated request counts against its address's window; the refusal says how much is left.
         sends.setdefault(401, []).extend([*RATE_LIMIT_HEADERS, "WWW-Authenticate"])
         sends.setdefault(429, []).extend([*RATE_LIMIT_HEADERS, "Retry-After"])
     if rate_limited:
-        sends.setdefault(min(int(status) for status in responses), []).extend(RATE_LIMIT_HEADERS)
+        sends.setdefault(success, []).extend(RATE_LIMIT_HEADERS)
+    if idempotent:
+        sends.setdefault(success, []).append("Idempotent-Replayed")
     for status, names in sends.items():
         headers = responses[str(status)].setdefault("headers", {})
         headers.update({name: _header(name) for name in dict.fromkeys(names)})

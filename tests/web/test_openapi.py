@@ -152,3 +152,30 @@ def test_an_optional_json_body_is_documented_as_optional(document):
 
 def test_the_documentation_pages_read_the_same_document(client, document):
     assert client.get("/docs/openapi.json").json == document
+
+
+def test_idempotent_routes_read_the_key_and_document_its_refusals(document):
+    idempotent = {
+        name
+        for name, operation in operations(document)
+        if "Idempotency-Key" in {parameter["name"] for parameter in operation.get("parameters", [])}
+    }
+
+    assert idempotent == {
+        "POST /v1/assets",
+        "POST /v1/assets/import",
+        "POST /v1/projects",
+        "POST /v1/me/generations/reserve",
+    }
+    for name, operation in operations(document):
+        if name in idempotent:
+            assert {"400", "409", "422"} <= set(operation["responses"]), name
+
+
+def test_conditional_reads_document_304_and_if_none_match(document):
+    for path in ("/v1/assets/{asset_id}", "/v1/projects/{project_id}"):
+        read = document["paths"][path]["get"]
+
+        assert "304" in read["responses"], path
+        assert "If-None-Match" in {parameter["name"] for parameter in read["parameters"]}, path
+        assert {"ETag", "Cache-Control"} <= set(read["responses"]["200"]["headers"]), path

@@ -48,7 +48,7 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 def _refuse_invalid(_req: Any, _resp: Any, error: Exception | None, _instance: Any, *_rest: Any) -> None:
     # Validation failures flow into the one problem+json mapping instead of spectree's own body.
     if error is not None:
-        errors = getattr(error, "errors", lambda **_: [])(include_url=False, include_context=False)
+        errors: list[Any] = getattr(error, "errors", lambda **_: [])(include_url=False, include_context=False)
         raise ValidationFailed("The request does not match the schema.", errors=errors)
     # spectree leaves a JSON model unread when the body is sent as a form: the view would get None.
     if request.mimetype in FORM_TYPES and _takes_json():
@@ -74,7 +74,7 @@ def _validated_a_body() -> bool:
 def refuse_bad_query(_req: Any, _resp: Any, error: Exception | None, *_rest: Any) -> None:
     """A query that does not match its schema is a 400 (a bad page size or cursor), not a body failure."""
     if error is not None:
-        errors = getattr(error, "errors", lambda **_: [])(include_url=False, include_context=False)
+        errors: list[Any] = getattr(error, "errors", lambda **_: [])(include_url=False, include_context=False)
         raise BadRequest("The query parameters are not valid.", errors=errors)
 
 

@@ -153,7 +153,8 @@ def send(
 ) -> None:
     """Send a task by its stable name to its queue. Call only after the creating transaction commits."""
     if countdown and client not in _delays_declared and uses_amqp(client.conf.broker_url):
-        with client.connection_for_write() as connection:
+        # Unretried, as a probe: a broker that is down fails this send at once (OperationalError).
+        with broker_connection(client) as connection:
             declare_topology(connection)
         _delays_declared.add(client)
     client.send_task(

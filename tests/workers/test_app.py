@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 
 import pytest
 from celery import Celery
+from kombu.exceptions import OperationalError
 from sqlalchemy import text
 
 from core import taskqueue
@@ -86,6 +88,17 @@ def test_on_rabbitmq_a_sender_alone_declares_durable_quorum_queues_and_its_delay
     assert {name: queues[name] for name in taskqueue.QUEUES} == dict.fromkeys(
         taskqueue.QUEUES, ("quorum", True)
     )
+
+
+def test_a_delayed_send_to_a_rabbitmq_that_is_down_raises_the_error_the_api_absorbs(settings):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    down = settings.model_copy(update={"celery_broker_url": f"amqp://guest:guest@127.0.0.1:{closed}//"})
+
+    # web.enqueue logs and absorbs OperationalError: the row is committed and maintenance re-queues it.
+    with pytest.raises(OperationalError):
+        taskqueue.send(taskqueue.make_client(down), taskqueue.RENDER_PROJECT_THUMBNAIL, "x", countdown=5)
 
 
 def _take(connection, queue: str, marker: str) -> bool:

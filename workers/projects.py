@@ -40,6 +40,12 @@ def render_project_thumbnail(project_id: str) -> None:
         context.storage.delete(key)
 
 
+@task(taskqueue.LEGACY_RENDER_PROJECT_THUMBNAIL, soft_time_limit=10, time_limit=20)
+def forward_legacy_render(project_id: str) -> None:
+    """Send a render queued under the old name on to the renders queue, so it never runs among uploads."""
+    taskqueue.send(current().celery, taskqueue.RENDER_PROJECT_THUMBNAIL, project_id)
+
+
 class _AssetPictures:
     """Decoded asset renditions, each loaded once however many elements show it."""
 

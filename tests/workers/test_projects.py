@@ -12,16 +12,17 @@ from PIL import Image
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core.taskqueue import RENDER_PROJECT_THUMBNAIL
+from core.taskqueue import LEGACY_RENDER_PROJECT_THUMBNAIL, RENDER_PROJECT_THUMBNAIL
 from models.renditions import rendition_columns
 from models.storage import make_storage
 from models.storage.keys import project_thumbnail_key, rendition_key
 from models.tables import Asset, PendingDeletion, Project
 from models.users import ensure_user
 from tests.processes import running, settings_env, wait_until, worker_command
+from tests.queues import take
 from workers import projects as task_module
 from workers.media.canvas_render import PLACEHOLDER_RGBA
-from workers.projects import render_project_thumbnail
+from workers.projects import forward_legacy_render, render_project_thumbnail
 
 RED, GREEN = (255, 0, 0), (0, 255, 0)
 
@@ -216,6 +217,18 @@ def test_the_task_has_its_stable_name_and_takes_json_arguments(worker_context, s
     assert project_row(session, project_id).thumbnail_revision == 1
 
 
+def test_a_render_sent_under_the_old_name_is_forwarded_to_the_renders_queue(
+    worker_context, redis_client, settings
+):
+    project_id = str(uuid.uuid4())
+
+    forward_legacy_render(*json.loads(json.dumps([project_id])))
+
+    assert forward_legacy_render.name == LEGACY_RENDER_PROJECT_THUMBNAIL == "images.render_project_thumbnail"
+    assert len(take(redis_client, settings, "renders", RENDER_PROJECT_THUMBNAIL, project_id)) == 1
+    assert take(redis_client, settings, "images", RENDER_PROJECT_THUMBNAIL, project_id) == []
+
+
 @pytest.mark.e2e
 def test_a_burst_of_autosaves_is_rendered_once_by_a_real_worker(
     committed_app, auth_header, settings, engine, tmp_path
@@ -243,7 +256,7 @@ def test_a_burst_of_autosaves_is_rendered_once_by_a_real_worker(
             if line.get("request_id", "").startswith(burst) and "succeeded" in line.get("event", "")
         ]
 
-    with running(worker_command("images"), settings_env(settings), log_path):
+    with running(worker_command("renders"), settings_env(settings), log_path):
         for number, layout in enumerate(layouts):
             state = {"lastModified": 1, "backgroundColor": "#000", "elements": layout}
             saved = client.put(f"/v1/projects/{project_id}/state", json=state,

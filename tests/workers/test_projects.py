@@ -6,6 +6,7 @@ import io
 import json
 import time
 import uuid
+from collections import Counter
 
 import pytest
 from PIL import Image
@@ -33,10 +34,10 @@ def webp(colour, size=(100, 100)) -> bytes:
     return output.getvalue()
 
 
-def stored_asset(session, storage, user_id, kind, colour) -> str:
+def stored_asset(session, storage, user_id, kind, colour, size=(100, 100)) -> str:
     asset_id = uuid.uuid4()
     key = rendition_key(asset_id, "poster" if kind == "video" else "thumbnail")
-    storage.put(key, io.BytesIO(webp(colour)), content_type="image/webp")
+    storage.put(key, io.BytesIO(webp(colour, size)), content_type="image/webp")
     ensure_user(session, user_id)
     # As the rendition task records them: a video's poster is its thumbnail too.
     renditions = rendition_columns({"poster" if kind == "video" else "thumbnail": key})
@@ -105,6 +106,48 @@ def test_missing_renditions_and_someone_elses_assets_draw_as_placeholders(worker
     picture = thumbnail(storage, project_row(session, project_id).thumbnail_key)
     assert near(picture.getpixel((100, 100)), PLACEHOLDER_RGBA[:3])
     assert near(picture.getpixel((300, 100)), PLACEHOLDER_RGBA[:3])
+
+
+class CountingOpens:
+    """The test's storage, counting how often each key is opened."""
+
+    def __init__(self, storage) -> None:
+        self.storage, self.opened = storage, Counter()
+
+    def open(self, key):
+        self.opened[key] += 1
+        return self.storage.open(key)
+
+    def __getattr__(self, name):
+        return getattr(self.storage, name)
+
+
+def test_a_thousand_elements_showing_three_assets_open_and_decode_each_thumbnail_once(
+    worker_context, session
+):
+    storage = worker_context.storage
+    assets = [stored_asset(session, storage, "user_canvas", "image", colour) for colour in (RED, GREEN, RED)]
+    elements = [element(f"e{n}", n * 7, assets[n % 3], transform={"x": n * 7, "y": n % 13, "scale": 1,
+                "rotation": n % 360}) for n in range(1000)]  # fmt: skip
+    project_id = add_project(session, elements, revision=4)
+    worker_context.storage = CountingOpens(storage)
+
+    render_project_thumbnail(project_id)
+
+    assert project_row(session, project_id).thumbnail_revision == 4
+    assert sorted(worker_context.storage.opened.values()) == [1, 1, 1]
+
+
+def test_a_stored_thumbnail_far_larger_than_400_px_is_drawn_as_a_placeholder_not_decoded(
+    worker_context, session
+):
+    huge = stored_asset(session, worker_context.storage, "user_canvas", "image", RED, size=(1200, 1200))
+    project_id = add_project(session, [element("a", 0, huge)], revision=2)
+
+    render_project_thumbnail(project_id)
+
+    picture = thumbnail(worker_context.storage, project_row(session, project_id).thumbnail_key)
+    assert near(picture.getpixel((200, 200)), PLACEHOLDER_RGBA[:3])
 
 
 def test_a_canvas_whose_only_element_is_too_small_to_see_still_gets_its_thumbnail(worker_context, session):

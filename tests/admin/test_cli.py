@@ -321,7 +321,7 @@ def test_migrate_brings_a_new_database_to_head_and_check_then_passes(broker_sett
 @pytest.mark.e2e
 def test_check_pings_a_worker_on_every_queue(broker_settings, tmp_path):
     with running(
-        worker_command("images,videos,maintenance"), settings_env(broker_settings), tmp_path / "w.log"
+        worker_command(",".join(taskqueue.QUEUES)), settings_env(broker_settings), tmp_path / "w.log"
     ):
         result = iskra(broker_settings, "check", "--timeout", "60")
 

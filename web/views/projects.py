@@ -7,7 +7,7 @@ from flask import Blueprint, request
 from spectree import Response
 
 from core.taskqueue import RENDER_PROJECT_THUMBNAIL
-from models import project_patches, projects
+from models import project_patches, projects, thumbnail_schedule
 from models.canvas import CanvasState, parse_canvas_state
 from models.canvas_patches import MEDIA_TYPE as PATCH_MEDIA_TYPE
 from models.canvas_patches import parse_canvas_patch
@@ -192,14 +192,15 @@ def _expected_revisions() -> list[int] | None:
 
 
 def _schedule_thumbnail(project_id: str) -> None:
-    """Enqueue one render per project per debounce window; never fails the save that already committed."""
-    settings = services().settings
-    debounce = settings.project_thumbnail_debounce_seconds
-    key = f"{settings.redis_key_prefix}project-thumb:{projects.parse_id(project_id)}"
+    """Enqueue the render this save needs, if none scheduled will draw it; never fails the committed save."""
+    settings, pid = services().settings, projects.parse_id(project_id)
     try:
-        # Saves inside the window find the key set: the render already scheduled at its end sees them.
-        if services().redis.set(key, 1, nx=True, px=max(1, int(debounce * 1000))):
-            enqueue(RENDER_PROJECT_THUMBNAIL, str(projects.parse_id(project_id)), countdown=debounce)
+        delay = thumbnail_schedule.render_delay(
+            services().redis, settings.redis_key_prefix, current_identity().user_id, pid,
+            settings.project_thumbnail_debounce_seconds, settings.project_thumbnail_user_interval_seconds,
+        )  # fmt: skip
+        if delay is not None:
+            enqueue(RENDER_PROJECT_THUMBNAIL, str(pid), countdown=delay)
     except Exception as error:  # Redis or the broker is down; the next save schedules it again.
         log.warning("project_thumbnail_not_scheduled", project_id=project_id, error=repr(error))
 

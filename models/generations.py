@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.orm import Session
 
+from models import events
 from models.cycles import cycle_containing
 from models.errors import GenerationQuotaExceeded, NotFound
 from models.plans import normalize_tier
@@ -103,6 +104,7 @@ def reserve(
         refused.headers["Retry-After"] = str(max(1, math.ceil((current.cycle_end - now).total_seconds())))
         raise refused
     _expire(session, user_id)
+    events.usage_changed(session, user_id)
     return Generations(type_, *row)
 
 
@@ -122,6 +124,7 @@ def refund(
         .execution_options(synchronize_session=False)
     ).one()
     _expire(session, user_id)
+    events.usage_changed(session, user_id)
     return Generations(type_, *row)
 
 
@@ -167,6 +170,7 @@ def reset_expired_cycles(session: Session, now: datetime | None = None) -> int:
                 .execution_options(synchronize_session=False)
             ).rowcount
         _expire(session, *(user_id for user_id, _ in due))
+        events.usage_changed(session, *(user_id for user_id, _ in due))
 
 
 def set_tier(session: Session, user_id: str, tier: str) -> tuple[str, str]:
@@ -184,6 +188,7 @@ def set_tier(session: Session, user_id: str, tier: str) -> tuple[str, str]:
         user.images_used_in_period = 0
         user.videos_used_in_period = 0
     session.flush()
+    events.usage_changed(session, user_id)
     return old, new
 
 

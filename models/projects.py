@@ -12,6 +12,7 @@ from sqlalchemy import String, Uuid, any_, bindparam, cast, delete, func, select
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session, load_only
 
+from models import events
 from models.canvas import CanvasState
 from models.errors import BadRequest, NotFound, PreconditionFailed, TooManyProjects, ValidationFailed
 from models.tables import Asset, PendingDeletion, Project, User
@@ -80,6 +81,7 @@ def create_project(session: Session, user_id: str, name: str | None, max_project
     session.add(project)
     session.flush()
     session.refresh(project)
+    events.project_changed(session, project.id)
     return project
 
 
@@ -125,6 +127,7 @@ def save_state(
     ).one_or_none()
     if row is None:
         _refuse_failed_save(session, user_id, pid)
+    events.project_changed(session, pid)
     return Saved(row.revision, row.last_saved_at, images, videos)
 
 
@@ -186,6 +189,7 @@ def rename_project(session: Session, user_id: str, project_id: str, name: str) -
     project = get_project(session, user_id, project_id)
     project.name = name
     session.flush()
+    events.project_changed(session, project.id)
     return project
 
 
@@ -199,6 +203,7 @@ def delete_project(session: Session, user_id: str, project_id: str) -> None:
     ).one_or_none()
     if deleted is None:
         raise NotFound("No such project.")
+    events.project_deleted(session, user_id, parse_id(project_id))
     if deleted.thumbnail_key:
         session.add(PendingDeletion(storage_key=deleted.thumbnail_key))
 

@@ -102,7 +102,10 @@ class Hub:
                 log.warning("events_hub_read_failed", error=str(error))
                 self._stopping.wait(1.0)
                 continue
-            self._dispatch(replies or [])
+            try:
+                self._dispatch(replies or [])
+            except Exception:  # one malformed entry must not stop every stream of this process
+                log.exception("events_hub_dispatch_failed")
         with contextlib.suppress(redis.RedisError):
             self.events.redis.delete(self.wake_key)
 
@@ -110,10 +113,11 @@ class Hub:
         with self._lock:
             for raw_key, raw_entries in replies:
                 key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
-                entries = [entry(raw_id, fields) for raw_id, fields in raw_entries]
                 if key == self.wake_key:
-                    self._wake_cursor = entries[-1].id
+                    last_id = raw_entries[-1][0]
+                    self._wake_cursor = last_id.decode() if isinstance(last_id, bytes) else last_id
                     continue
+                entries = [entry(raw_id, fields) for raw_id, fields in raw_entries]
                 user_id = self.events.user_of(key)
                 if user_id not in self._cursors:
                     continue  # everyone left while the read was blocked

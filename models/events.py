@@ -8,6 +8,7 @@ Bodies are recorded as of the change, with their URLs left for the relay to sign
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from enum import StrEnum
 from typing import Any
@@ -46,7 +47,9 @@ def asset_changed(session: Session, asset_id: uuid.UUID | str) -> None:
     payload = _payload(asset.user_id, EventType.ASSET, present_asset(asset))
     if len(payload.encode()) > MAX_PAYLOAD_BYTES:
         # Long generation metadata: the relay reads the row once this transaction is visible.
-        payload = json.dumps({"u": asset.user_id, "t": EventType.ASSET, "reread": str(asset.id)})
+        payload = json.dumps(
+            {"n": secrets.token_hex(8), "u": asset.user_id, "t": EventType.ASSET, "reread": str(asset.id)}
+        )
     _notify(session, payload)
 
 
@@ -84,12 +87,13 @@ def usage_changed(session: Session, *user_ids: str) -> None:
 
 
 def decode(payload: str) -> dict[str, Any]:
-    """A notification's payload: `u` user, `t` type, `b` body, `s` URLs to sign (or `reread`: an asset id)."""
+    """A notification: `n` its name, `u` user, `t` type, `b` body, `s` URLs to sign; or `reread`, an asset."""
     return json.loads(payload)
 
 
 def _payload(user_id: str, event_type: EventType, presented: Presented) -> str:
-    event: dict[str, Any] = {"u": user_id, "t": event_type, "b": presented.body}
+    # `n` names this notification, so a relay taking over knows where the last one stopped.
+    event: dict[str, Any] = {"n": secrets.token_hex(8), "u": user_id, "t": event_type, "b": presented.body}
     if presented.urls:
         event["s"] = presented.urls
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)

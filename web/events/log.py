@@ -33,6 +33,7 @@ class EventLog:
     def __init__(self, redis: Any, settings: Settings) -> None:
         self.redis = redis
         self.prefix = f"{settings.redis_key_prefix}events:user:"
+        self.relayed_key = f"{settings.redis_key_prefix}events:relayed"
         self.kept = settings.events_kept_per_user
         self.ttl = settings.events_kept_seconds
 
@@ -43,11 +44,20 @@ class EventLog:
         text = key.decode() if isinstance(key, bytes) else key
         return text.removeprefix(self.prefix)
 
-    def append(self, pipeline: Any, user_id: str, event_type: str, data: str) -> None:
-        """Queue the XADD of one event (and the stream's new expiry) on `pipeline`."""
+    def append(
+        self, pipeline: Any, user_id: str, event_type: str, data: str, notification: str | None
+    ) -> None:
+        """Queue the XADD of one event, the stream's new expiry and the relayed mark on `pipeline`."""
         key = self.key(user_id)
         pipeline.xadd(key, {"t": event_type, "d": data}, maxlen=self.kept, approximate=True)
         pipeline.expire(key, self.ttl)
+        if notification is not None:
+            pipeline.set(self.relayed_key, notification, ex=self.ttl)
+
+    def last_relayed(self) -> str | None:
+        """The id (`n`) of the last notification any relay appended."""
+        value = self.redis.get(self.relayed_key)
+        return value.decode() if isinstance(value, bytes) else value
 
     def latest_id(self, user_id: str) -> str | None:
         """The newest entry's id, or None when the user has no kept events."""

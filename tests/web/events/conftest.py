@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -78,12 +79,19 @@ def committing(engine: Engine) -> Iterator[sessionmaker[Session]]:
 
 @pytest.fixture
 def new_user(committing: sessionmaker[Session], settings: Settings) -> Callable[[], tuple[str, dict]]:
-    """A user created (and committed) now, and the Authorization header of their token."""
+    """A user created (and committed) now, and the Authorization header of their token.
 
-    def make() -> tuple[str, dict[str, str]]:
+    With `relayed` (a running relay), only once the user's own first event is relayed.
+    """
+
+    def make(relayed: bool = True) -> tuple[str, dict[str, str]]:
         user_id = f"user_{uuid.uuid4().hex[:12]}"
         with committing.begin() as session:
             ensure_user(session, user_id)
+        if relayed:
+            # The first project's event is in the user's stream: streams opened from now on start after it.
+            stream = f"{settings.redis_key_prefix}events:user:{user_id}"
+            wait_until(lambda: redis.Redis.from_url(settings.redis_url).xlen(stream), timeout=30)
         return user_id, {"Authorization": f"Bearer {make_dev_token(settings, user_id)}"}
 
     return make

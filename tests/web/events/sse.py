@@ -64,13 +64,11 @@ class EventStream:
         return False
 
     def body_text(self, timeout: float = 5) -> str:
-        """Everything until the server closes (for refusals)."""
+        """The whole body of a refusal (it has a Content-Length)."""
         deadline = time.monotonic() + timeout
-        try:
-            while True:
-                self._receive(deadline)
-        except EOFError:
-            return self.text
+        while len(self.text.encode()) < int(self.headers["content-length"]):
+            self._receive(deadline)
+        return self.text
 
     def _parse_one(self) -> Event | None:
         while "\n\n" in self.text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -106,4 +107,5 @@ def test_a_ticket_opens_one_stream_once_for_its_user(events_server, new_user, co
 def test_a_stream_with_a_bad_token_answers_401_before_any_event_on_the_real_server(events_server):
     with open_stream(events_server.port, {"Authorization": "Bearer nope"}) as stream:
         assert stream.status == 401
-        assert "retry:" not in stream.body_text()
+        body = stream.body_text()
+    assert json.loads(body)["type"] == "unauthorized" and "retry:" not in body

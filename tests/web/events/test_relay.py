@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
@@ -37,26 +39,39 @@ def test_a_long_asset_is_relayed_with_the_full_body_read_back_after_commit(setti
     assert (body["id"], body["status"], body["metadata"]["prompt"]) == (str(asset.id), "pending", "ж" * 4000)
 
 
+def _worker_of(master: int) -> int:
+    return int(Path(f"/proc/{master}/task/{master}/children").read_text().split()[0])
+
+
 @pytest.mark.e2e
-def test_when_the_active_relay_dies_a_standby_process_takes_over(settings, tmp_path, committing, new_user):
-    user_id, headers = new_user()
+def test_events_committed_while_the_active_relay_is_dead_reach_the_stream_once_a_standby_takes_over(
+    settings, tmp_path, committing, new_user
+):
+    user_id, headers = new_user(relayed=False)
     first_port, first = start_events_server(settings, tmp_path / "first.log")
     second_port, second = start_events_server(settings, tmp_path / "second.log")
-    active, standby = (
-        EventsServer(first_port, tmp_path / "first.log"),
-        EventsServer(second_port, tmp_path / "second.log"),
-    )
-    with second:
-        with first as first_process:
-            wait_until(lambda: answers(first_port) and answers(second_port), timeout=30)
-            wait_until(active.relaying, timeout=30)
-            assert not standby.relaying()
-            first_process.send_signal(signal.SIGKILL)
-            first_process.wait(10)
-        wait_until(standby.relaying, timeout=30)
-        with open_stream(second_port, headers) as stream:
+    active = EventsServer(first_port, tmp_path / "first.log")
+    standby = EventsServer(second_port, tmp_path / "second.log")
+    with second as second_process, first as first_process:
+        wait_until(lambda: answers(first_port) and answers(second_port), timeout=30)
+        wait_until(lambda: active.relaying() or standby.relaying(), timeout=30)
+        if standby.relaying():
+            active, standby, first_process = standby, active, second_process
+        with open_stream(standby.port, headers) as stream:
             with committing.begin() as session:
-                reserve(session, user_id, "image", 4)
-            event = stream.next()
+                reserve(session, user_id, "image", 1)
+            before = stream.next()
+            # The whole active process, master first so nothing restarts its worker: the gap begins.
+            worker = _worker_of(first_process.pid)
+            os.kill(first_process.pid, signal.SIGKILL)
+            os.kill(worker, signal.SIGKILL)
+            for count in (2, 3):
+                with committing.begin() as session:
+                    reserve(session, user_id, "image", count)
+            during = [stream.next(timeout=30), stream.next(timeout=30)]
+            assert stream.quiet(1.0)
+        assert standby.relaying()
 
-    assert event.body["generations"]["image"]["used"] == 4
+    used = [event.body["generations"]["image"]["used"] for event in [before, *during]]
+    assert used == [1, 3, 6]
+    assert len({event.id for event in [before, *during]}) == 3

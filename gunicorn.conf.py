@@ -12,8 +12,18 @@ from core.settings import Settings
 settings = Settings()
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Threads, not sync workers: a client trickling an upload body holds one thread of one worker, not a whole
+# worker, so a few slow clients cannot starve everyone else. The body is read outside any transaction, so a
+# slow upload holds no database connection either.
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "32"))
+# A worker accepts no more connections than it has threads: whatever it accepted is served at once, and
+# the rest wait in the listen backlog for a worker with a free thread instead of behind a slow upload.
+worker_connections = threads
 # On SIGTERM the master stops accepting and gives in-flight requests this long before killing workers.
 graceful_timeout = 30
+# With threads this is the worker's heartbeat (its main loop checks in every second), not a request
+# deadline: an upload over a slow link is never cut, however long it takes.
 timeout = 60
 keepalive = 5
 # One control socket per user home would be shared by every gunicorn on the machine; nothing uses it.

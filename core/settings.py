@@ -18,6 +18,10 @@ CommaList = Annotated[tuple[str, ...], NoDecode]
 
 # Placeholder secrets for development; production refuses to start with them.
 DEV_PLACEHOLDER = "development-only-insecure-secret-change-me"
+# Secrets known to be public: this project's placeholder, the compose file's former S3 default, stand-ins.
+PUBLIC_SECRETS = frozenset({DEV_PLACEHOLDER, "change-me-in-production", "change-me", "secret", "password"})
+# Secrets this service signs with or guards operators' pages with: as long as generate_secret()'s.
+MIN_SECRET_LENGTH = 32
 # scheme://host[:port], exactly as a browser sends `Origin`.
 ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 
@@ -77,6 +81,8 @@ class Settings(BaseSettings):
     events_kept_per_user: int = Field(default=1000, ge=1000)
     events_kept_seconds: int = Field(default=3600, ge=3600)
     flower_basic_auth: SecretStr | None = None
+    # `user:password` that scrapers must send to the API's /metrics; unset, /metrics answers anyone.
+    metrics_basic_auth: SecretStr | None = None
 
     max_image_pixels: int = 100_000_000
     max_dimension: int = 10_000
@@ -142,8 +148,26 @@ class Settings(BaseSettings):
             return self
         if self.auth_mode == "dev":
             raise ValueError("AUTH_MODE=dev is refused when ENVIRONMENT=production")
-        if self.signing_secret.get_secret_value() == DEV_PLACEHOLDER:
-            raise ValueError("SIGNING_SECRET must be set in production")
+        if _weak(self.signing_secret.get_secret_value()):
+            raise ValueError(
+                f"SIGNING_SECRET must be set in production, to {MIN_SECRET_LENGTH}+ random characters"
+            )
+        # Issued by the storage provider, so its length is theirs to choose (Backblaze's are 31): only
+        # emptiness and published defaults are refused.
+        aws_secret = self.aws_secret_access_key
+        if aws_secret is not None and aws_secret.get_secret_value().strip() in PUBLIC_SECRETS | {""}:
+            raise ValueError("AWS_SECRET_ACCESS_KEY is empty or a published default; refused in production")
+        for name, auth in (
+            ("FLOWER_BASIC_AUTH", self.flower_basic_auth),
+            ("METRICS_BASIC_AUTH", self.metrics_basic_auth),
+        ):
+            if auth is None:
+                continue
+            user, _, password = auth.get_secret_value().partition(":")
+            if not user or _weak(password):
+                raise ValueError(
+                    f"{name} must be user:password with a {MIN_SECRET_LENGTH}+ character password"
+                )
         if self.import_allow_loopback or self.import_allow_http:
             raise ValueError("IMPORT_ALLOW_LOOPBACK/IMPORT_ALLOW_HTTP are refused in production")
         return self
@@ -167,6 +191,10 @@ class Settings(BaseSettings):
     @property
     def local_storage_root(self) -> Path:
         return self.storage_local_root or self.data_dir / "media"
+
+
+def _weak(secret: str) -> bool:
+    return len(secret) < MIN_SECRET_LENGTH or secret in PUBLIC_SECRETS
 
 
 def generate_secret() -> str:

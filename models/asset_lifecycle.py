@@ -189,6 +189,8 @@ class ImportClaim:
     type: str
     source_url: str
     max_bytes: int
+    # Storage room the user had when the attempt started: a download never needs to go past it.
+    room_bytes: int
 
 
 def claim_import(session: Session, asset_id: str, max_attempts: int) -> ImportClaim | None:
@@ -211,8 +213,12 @@ def claim_import(session: Session, asset_id: str, max_attempts: int) -> ImportCl
         events.asset_changed(session, row.id)
         log.warning("import_out_of_attempts", asset_id=asset_id, attempts=row.attempts)
         return None
-    plan = get_plan(session, session.scalar(select(User.tier).where(User.user_id == row.user_id)))
-    return ImportClaim(row.id, row.user_id, row.type, row.original_url, plan.max_upload_bytes)
+    user = session.execute(
+        select(User.tier, User.storage_used_bytes).where(User.user_id == row.user_id)
+    ).one()
+    plan = get_plan(session, user.tier)
+    room = max(0, plan.storage_quota_bytes - user.storage_used_bytes)
+    return ImportClaim(row.id, row.user_id, row.type, row.original_url, plan.max_upload_bytes, room)
 
 
 def record_import(

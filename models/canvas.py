@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
@@ -17,6 +18,12 @@ HexColour = Annotated[
 NonNegative = Annotated[float, Field(ge=0)]
 # Shown to the client at most this many validation errors; the rest are counted.
 MAX_REPORTED_ERRORS = 20
+# jsonb keeps each number as PostgreSQL's numeric, from the text as sent: at most this many digits after
+# the decimal point and before it, and an exponent PostgreSQL parses as an int. `1e-20000` is 0.0 to
+# pydantic and an overflow to PostgreSQL.
+NUMERIC_MAX_SCALE = 16383
+NUMERIC_MAX_INTEGER_DIGITS = 131072
+NUMERIC_MAX_EXPONENT = 2**30 - 1
 
 
 class Strict(BaseModel):
@@ -93,9 +100,49 @@ def parse_canvas_state(raw: bytes, max_elements: int) -> CanvasState:
             errors=[_jsonable(item) for item in errors[:MAX_REPORTED_ERRORS]],
             errorCount=len(errors),
         ) from None
+    _check_numbers_fit_jsonb(raw)
     if len(state.elements) > max_elements:
         raise ValidationFailed(f"A project holds at most {max_elements} elements; got {len(state.elements)}.")
     return state
+
+
+class _Unstorable(Exception):
+    pass
+
+
+def _numeric_fits(token: str) -> float:
+    """0.0 when PostgreSQL's numeric can hold the JSON number `token` as written; _Unstorable otherwise."""
+    mantissa, _, exponent_text = token.lower().lstrip("-").partition("e")
+    # Compared as text first: int() refuses strings of over 4300 digits.
+    if len(exponent_text.lstrip("+-").lstrip("0")) > len(str(NUMERIC_MAX_EXPONENT)):
+        raise _Unstorable(token)
+    exponent = int(exponent_text) if exponent_text else 0
+    integer, _, fraction = mantissa.partition(".")
+    significant = integer.lstrip("0")
+    if (
+        abs(exponent) >= NUMERIC_MAX_EXPONENT
+        or len(fraction) - exponent > NUMERIC_MAX_SCALE
+        or (significant and len(significant) + exponent > NUMERIC_MAX_INTEGER_DIGITS)
+    ):
+        raise _Unstorable(token)
+    return 0.0
+
+
+def _check_numbers_fit_jsonb(raw: bytes) -> None:
+    """ValidationFailed (422) when a number in the body, as written, would overflow PostgreSQL's numeric."""
+    # The body already passed the schema, so it is JSON of bounded depth; the stdlib parser hands the hooks
+    # each number's text, which is what the database will parse.
+    try:
+        json.loads(raw, parse_float=_numeric_fits, parse_int=_numeric_fits)
+    except _Unstorable as unstorable:
+        shown = str(unstorable)
+        shown = shown if len(shown) <= 40 else f"{shown[:20]}…{shown[-12:]} ({len(shown)} characters)"
+        raise ValidationFailed(
+            f"The number {shown} cannot be stored: numbers may have at most {NUMERIC_MAX_SCALE} digits "
+            f"after the decimal point and {NUMERIC_MAX_INTEGER_DIGITS} before it.",
+            errors=[{"loc": [], "msg": "number out of storable range", "type": "number_out_of_range"}],
+            errorCount=1,
+        ) from None
 
 
 def _jsonable(error: Any) -> dict[str, Any]:

@@ -43,6 +43,10 @@ class TooManyProjects(Conflict):
     type, title = "too-many-projects", "Project limit reached"
 
 
+class ReservationClosed(Conflict):
+    type, title = "reservation-closed", "The reservation holds nothing more"
+
+
 class PreconditionFailed(DomainError):
     type, status, title = "revision-mismatch", 412, "The project changed since it was read"
 

@@ -1,4 +1,7 @@
-"""Monthly generation quotas: reserve and refund atomically, roll lapsed cycles, change tiers."""
+"""Monthly generation counters: take and give back atomically, roll lapsed cycles, change tiers.
+
+Only models.reservations moves the counters: every unit taken belongs to a reservation.
+"""
 
 from __future__ import annotations
 
@@ -69,9 +72,7 @@ def _current_cycle(session: Session, user_id: str, now: datetime) -> tuple[datet
     return cycle_containing(created_at.astimezone(UTC), now)
 
 
-def reserve(
-    session: Session, user_id: str, type_: str, count: int, now: datetime | None = None
-) -> Generations:
+def take(session: Session, user_id: str, type_: str, count: int, now: datetime | None = None) -> Generations:
     """Take `count` generations of `type_` from the user's monthly quota, or refuse and take nothing.
 
     Check and increment are one UPDATE: concurrent reservations serialize on the row, and
@@ -108,7 +109,7 @@ def reserve(
     return Generations(type_, *row)
 
 
-def refund(
+def give_back(
     session: Session, user_id: str, type_: str, count: int, now: datetime | None = None
 ) -> Generations:
     """Give back `count` generations of `type_`; the counter never goes below zero."""

@@ -15,11 +15,12 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel
 
-from models.renditions import RENDITION_COLUMNS, WEBP, rendition_key_of
+from models.renditions import RENDITION_COLUMNS, rendition_key_of
 from models.tables import Asset
+from workers.media.sniff import NEEDS_DISPLAY_COPY
 
-# A storage key and content type to a signed URL (None for no object): Services.signed_url.
-Sign = Callable[[str | None, str], str | None]
+# A storage key and the content type to serve it as (None: as stored) to a signed URL: Services.signed_url.
+Sign = Callable[[str | None, str | None], str | None]
 # The generation metadata an asset shows (web.schemas.assets.GenerationMetadata; a test ties the two).
 GENERATION_FIELDS = (
     "provider",
@@ -43,7 +44,7 @@ class Presented:
     """A JSON body with its URLs unsigned: `urls` maps a dotted path in `body` to (key, content type)."""
 
     body: dict[str, Any]
-    urls: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+    urls: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
     def signed(self, sign: Sign) -> dict[str, Any]:
         """The body with every URL signed in its place."""
@@ -83,8 +84,12 @@ def present_asset(asset: Asset) -> Presented:
         "urls": {"original": None, **dict.fromkeys(RENDITION_COLUMNS)},
     }
     # An import has no original until its task has stored one.
-    urls = {"urls.original": (asset.storage_key if asset.size_bytes else None, asset.mime_type)}
-    urls.update({f"urls.{name}": (rendition_key_of(asset, name), WEBP) for name in RENDITION_COLUMNS})
+    original = (asset.storage_key if asset.size_bytes else None, asset.mime_type)
+    # Renditions are served as the type they were stored with (WebP; a huge display copy is JPEG).
+    urls = {"urls.original": original}
+    urls.update({f"urls.{name}": (rendition_key_of(asset, name), None) for name in RENDITION_COLUMNS})
+    if asset.type == "image" and asset.mime_type not in NEEDS_DISPLAY_COPY:
+        urls["urls.display"] = original  # a browser shows the original itself
     return Presented(body, urls)
 
 
@@ -99,7 +104,7 @@ def present_project(
         "lastSavedAt": epoch_ms(last_saved_at),
         "thumbnailUrl": None,
     }
-    return Presented(body, {"thumbnailUrl": (thumbnail_key, WEBP)})
+    return Presented(body, {"thumbnailUrl": (thumbnail_key, None)})
 
 
 def usage_body(report: Any, now: datetime | None = None) -> dict[str, Any]:

@@ -54,6 +54,15 @@ def check_room(session: Session, user_id: str, size: int) -> None:
         raise _refusal(session, user_id, size)
 
 
+def check_not_full(session: Session, user_id: str) -> None:
+    """Refuse early, without locking, when the user has no room left at all (for media of unknown size)."""
+    used, quota = _usage(session, user_id)
+    if used >= quota:
+        raise QuotaExceeded(
+            f"The storage quota of {quota} bytes is used up ({used} used).", usedBytes=used, quotaBytes=quota
+        )
+
+
 def reserve_storage(session: Session, user_id: str, size: int) -> int:
     """Add `size` bytes to the user's usage if it fits their quota; the new usage, or QuotaExceeded."""
     used = session.execute(_RESERVE, {"uid": user_id, "size": size}).scalar_one_or_none()

@@ -6,13 +6,14 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from models.tables import Asset
 
-WEBP = "image/webp"
 # The key columns each rendition fills. A video's poster is its thumbnail too, so every ready asset has a
 # thumbnail and readers (listings, canvas thumbnails) use `thumbnail_key` alone.
 RENDITION_COLUMNS: dict[str, tuple[str, ...]] = {
     "thumbnail": ("thumbnail_key",),
     "preview": ("preview_key",),
     "poster": ("poster_key", "thumbnail_key"),
+    # Full size, for originals a browser cannot show (HEIC, AVIF, TIFF); WebP, or JPEG past WebP's limits.
+    "display": ("display_key",),
 }
 # Every column that names a stored object of an asset: its original, then each rendition's.
 KEY_COLUMNS: tuple[InstrumentedAttribute[str | None], ...] = (

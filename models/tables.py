@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 tables: plans, users, assets, projects and the object-deletion outbox."""
+"""SQLAlchemy 2.0 tables: plans, users, assets, projects, generation reservations and the deletion outbox."""
 
 from __future__ import annotations
 
@@ -108,6 +108,8 @@ class Asset(Base):
     thumbnail_key: Mapped[str | None] = mapped_column(String(256))
     preview_key: Mapped[str | None] = mapped_column(String(256))
     poster_key: Mapped[str | None] = mapped_column(String(256))
+    # A full-size copy a browser can show, for originals it cannot (HEIC, AVIF, TIFF).
+    display_key: Mapped[str | None] = mapped_column(String(256))
     placeholder: Mapped[str | None] = mapped_column(String(128))
     generation: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     created_at: Mapped[datetime] = _now()
@@ -137,6 +139,35 @@ class Project(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class GenerationReservation(Base):
+    """Generations taken from a user's monthly quota, until each unit is settled by an import or refunded."""
+
+    __tablename__ = "generation_reservations"
+    __table_args__ = (
+        CheckConstraint("type IN ('image', 'video')", name="type_known"),
+        CheckConstraint("status IN ('open', 'settled', 'refunded')", name="status_known"),
+        CheckConstraint("count >= 1", name="count_positive"),
+        # The invariant every transition keeps: no unit is both settled and refunded, none given back twice.
+        CheckConstraint(
+            "refunded >= 0 AND settled >= 0 AND refunded + settled <= count", name="units_bounded"
+        ),
+        Index("ix_generation_reservations_user_created", "user_id", "created_at"),
+        Index("ix_generation_reservations_expires", "expires_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.user_id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(8))
+    count: Mapped[int] = mapped_column(Integer)
+    refunded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    settled: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The end of the billing cycle whose counter the units were taken from.
+    cycle_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class PendingDeletion(Base):

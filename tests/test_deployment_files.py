@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -61,3 +63,48 @@ def test_the_readme_process_table_lists_exactly_the_procfile_processes():
     documented = set(re.findall(r"^\| `([a-z-]+)` \|", section, flags=re.MULTILINE))
 
     assert documented == set(_procfile())
+
+
+def test_compose_bakes_no_default_for_any_secret():
+    text = (ROOT / "docker-compose.yml").read_text()
+    defaults = re.findall(r"\$\{(\w*(?:SECRET|PASSWORD|AUTH|TOKEN)\w*):?-", text)
+    required = set(re.findall(r"\$\{(\w+):\?", text))
+
+    assert defaults == []
+    assert {"SIGNING_SECRET", "AWS_SECRET_ACCESS_KEY", "FLOWER_BASIC_AUTH"} <= required
+
+
+def test_the_s3_store_takes_its_identity_from_the_apps_secret(tmp_path):
+    s3 = _compose()["services"]["s3"]
+    # A stand-in for SeaweedFS that prints the identities file it was given.
+    weed = tmp_path / "bin" / "weed"
+    weed.parent.mkdir()
+    weed.write_text(
+        '#!/bin/sh\nfor arg; do case "$arg" in -s3.config=*) cat "${arg#-s3.config=}";; esac; done\n'
+    )
+    weed.chmod(0o755)
+    secret = "s3-secret-" + "k" * 30
+    env = {"PATH": f"{weed.parent}:/usr/bin:/bin", "TMPDIR": str(tmp_path), "AWS_SECRET_ACCESS_KEY": secret,
+           "AWS_ACCESS_KEY_ID": s3["environment"]["AWS_ACCESS_KEY_ID"]}  # fmt: skip
+
+    started = subprocess.run(
+        [*s3["entrypoint"], s3["command"][0].replace("$$", "$")], env=env, capture_output=True, check=True
+    )
+
+    identities = json.loads(started.stdout)["identities"]
+    assert identities[0]["credentials"] == [{"accessKey": "iskra", "secretKey": secret}]
+    assert (
+        s3["environment"]["AWS_SECRET_ACCESS_KEY"]
+        == _compose()["x-app"]["environment"]["AWS_SECRET_ACCESS_KEY"]
+    )
+    assert (tmp_path / "s3.json").stat().st_mode & 0o077 == 0
+    assert not any("s3.json" in volume for volume in s3.get("volumes", []))
+
+
+def test_compose_publishes_flower_on_loopback_only_and_guards_metrics():
+    services = _compose()["services"]
+
+    assert services["flower"]["ports"] and all(
+        str(port).startswith("127.0.0.1:") for port in services["flower"]["ports"]
+    )
+    assert services["web"]["environment"]["METRICS_BASIC_AUTH"].startswith("${METRICS_BASIC_AUTH:?")

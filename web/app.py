@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import redis
@@ -21,6 +22,7 @@ from web.db import register_session_teardown
 from web.errors import register_error_handlers
 from web.metrics import register_metrics
 from web.openapi import register_openapi
+from web.proxies import register_forwarded_for_warning
 from web.requestid import register_request_id
 from web.services import Services
 from web.views import files, health
@@ -63,6 +65,13 @@ def make_services(settings: Settings) -> Services:
     )
 
 
+def exact_origin_patterns(origins: tuple[str, ...]) -> list[re.Pattern[str]]:
+    """Each origin as a pattern that matches only itself (case-insensitively, as hosts compare)."""
+    # flask-cors reads any string holding `[`, `?`, `*`… as an unanchored regex: `https://[2001:db8::1]`
+    # would be a character class admitting `https://bad.example`. Compiled patterns are used as given.
+    return [re.compile(re.escape(origin) + r"\Z", re.IGNORECASE) for origin in origins]
+
+
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
     """Build the API for `settings`; nothing connects until a request needs it."""
     configure_logging(settings)
@@ -79,9 +88,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
         # The address our outermost proxy saw becomes request.remote_addr, for rate limits and logs alike;
         # X-Forwarded-For from anyone else is never read.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)
+    register_forwarded_for_warning(app, settings)
     CORS(
         app,
-        origins=list(settings.cors_allowed_origins),
+        origins=exact_origin_patterns(settings.cors_allowed_origins),
         expose_headers=EXPOSED_HEADERS,
         allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
         methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
 import structlog
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
@@ -25,6 +27,19 @@ def problem(status: int, type_: str, title: str, detail: str | None = None, **ex
 
 # Werkzeug refusals that have a domain twin share its type, so the frontend switches on one slug.
 HTTP_TYPES = {413: "payload-too-large"}
+
+
+# The database cannot be reached or dropped the connection, or the pool had no connection to lend in time:
+# a dependency failure (503, retry), never a 500. SQLAlchemy wraps psycopg's errors; the raw ones are here
+# for code that talks to psycopg directly.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.DisconnectionError,
+    sqlalchemy.exc.TimeoutError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
 
 
 def _http_type(error: HTTPException) -> str:
@@ -56,6 +71,18 @@ def register_error_handlers(app: Flask) -> None:
             if name.lower() != "content-type":
                 response.headers[name] = value
         return response
+
+    def _database_unavailable(error: Exception) -> Response:
+        log.warning("database_unavailable", error_type=type(error).__name__)
+        return problem(
+            503,
+            "service-unavailable",
+            "A dependency is unavailable",
+            "The database is unavailable; retry shortly.",
+        )
+
+    for error_class in DATABASE_UNAVAILABLE:
+        app.register_error_handler(error_class, _database_unavailable)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

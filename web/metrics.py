@@ -7,6 +7,7 @@ worker answers the scrape.
 
 from __future__ import annotations
 
+import hmac
 import time
 
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -19,7 +20,9 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+from pydantic import SecretStr
 
+from models.errors import Unauthorized
 from web.services import services
 from web.state_metrics import StateCollector
 
@@ -40,6 +43,7 @@ bp = Blueprint("metrics", __name__)
 def metrics() -> Response:
     """Every process's request and task metrics plus the database and queue gauges."""
     app = services()
+    _require_scraper_credentials(app.settings.metrics_basic_auth)
     directory = app.settings.prometheus_multiproc_dir
     if directory is not None:
         registry = CollectorRegistry()
@@ -50,6 +54,18 @@ def metrics() -> Response:
     state = CollectorRegistry()
     state.register(current_app.extensions["iskra_state_metrics"])
     return Response(body + generate_latest(state), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _require_scraper_credentials(expected: SecretStr | None) -> None:
+    """Unauthorized (401, Basic challenge) unless METRICS_BASIC_AUTH is unset or was sent."""
+    if expected is None:
+        return
+    sent = request.authorization
+    given = f"{sent.username}:{sent.password}" if sent is not None and sent.type == "basic" else ""
+    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        refusal = Unauthorized("/metrics needs the credentials in METRICS_BASIC_AUTH.")
+        refusal.headers["WWW-Authenticate"] = 'Basic realm="metrics"'
+        raise refusal
 
 
 def register_metrics(app: Flask) -> None:

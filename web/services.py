@@ -41,8 +41,9 @@ class Services:
 
         return RateLimiter(self.redis, self.settings)
 
-    def signed_url(self, key: str | None, content_type: str) -> str | None:
-        """A download URL for `key` that the storage backend signs, valid for SIGNED_URL_TTL_SECONDS."""
+    def signed_url(self, key: str | None, content_type: str | None = None) -> str | None:
+        """A download URL for `key` the backend signs, valid SIGNED_URL_TTL_SECONDS; served as `content_type`
+        (None: as the object was stored)."""
         if key is None:
             return None
         return self.storage.url(

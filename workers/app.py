@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import structlog
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from core import taskqueue
 from core.logs import configure_logging
 from core.settings import Settings
 from workers import context
+from workers.media.codecs import image_codec_support
 from workers.metrics import connect_task_metrics
 from workers.schedule import beat_schedule
 from workers.task_logging import connect_task_logging
@@ -40,3 +42,11 @@ connect_task_metrics(settings)
 def _fresh_connections_after_fork(**_: object) -> None:
     # A forked child must not share the parent's pooled connections.
     context.current().engine.dispose(close=False)
+
+
+@worker_init.connect
+def _report_missing_image_codecs(**_: object) -> None:
+    # Uploads of these types are accepted by the API; without the codec their assets would all fail.
+    for codec, available in image_codec_support().items():
+        if not available:
+            structlog.get_logger(__name__).error("image codec unavailable", codec=codec)

@@ -8,6 +8,7 @@ used. Redirects are followed by hand, at most MAX_REDIRECTS. Bytes and wall time
 
 from __future__ import annotations
 
+import http.client
 import time
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -76,9 +77,20 @@ def _open(
     )
 
 
+def _declared_length(response: urllib3.BaseHTTPResponse) -> int | None:
+    """The announced body size; FetchRefused when the header is there but not a plain number."""
+    declared = response.headers.get("Content-Length")
+    if declared is None:
+        return None
+    # str.isdigit() also holds for "²" or "٣", which int() refuses or reads as another number.
+    if not (declared.isascii() and declared.isdigit()):
+        raise FetchRefused("download-failed", "The source sent a malformed Content-Length.")
+    return int(declared)
+
+
 def _copy(response: urllib3.BaseHTTPResponse, dest: BinaryIO, policy: FetchPolicy, deadline: float) -> int:
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > policy.max_bytes:
+    declared = _declared_length(response)
+    if declared is not None and declared > policy.max_bytes:
         raise FetchRefused(
             "too-large", f"The source declares {declared} bytes; the limit is {policy.max_bytes}."
         )
@@ -108,7 +120,10 @@ def _fetch(url: str, dest: BinaryIO, policy: FetchPolicy, deadline: float) -> Do
                     raise FetchRefused("download-failed", "A redirect named no Location.")
                 if redirects == MAX_REDIRECTS:
                     raise FetchRefused("too-many-redirects", f"More than {MAX_REDIRECTS} redirects.")
-                url = urljoin(url, location)
+                try:
+                    url = urljoin(url, location)
+                except ValueError:  # e.g. `https://[x`: an unclosed IPv6 literal
+                    raise FetchRefused("download-failed", "A redirect named a malformed Location.") from None
                 continue
             if response.status != 200:
                 raise FetchRefused("download-failed", f"The source answered HTTP {response.status}.")
@@ -128,5 +143,7 @@ def download(url: str, dest: BinaryIO, policy: FetchPolicy) -> Downloaded:
         raise FetchRefused(
             "timeout", f"The source did not answer within {policy.timeout_seconds} s."
         ) from None
-    except (HTTPError, OSError) as error:
+    except (HTTPError, OSError, http.client.HTTPException, ValueError) as error:
+        # ValueError and HTTPException: whatever else a hostile answer makes the parsers refuse ends the
+        # import with a code now, instead of crashing the task and leaving the asset pending.
         raise FetchRefused("download-failed", f"The download failed: {type(error).__name__}.") from None

@@ -35,6 +35,8 @@ def image_renditions(context: WorkerContext, claim: Claim, limits: MediaLimits) 
     images = {"thumbnail": made.thumbnail}
     if made.preview is not None:
         images["preview"] = made.preview
+    if made.display is not None:
+        images["display"] = made.display
     return Renditions(images, {"width": made.width, "height": made.height, "placeholder": made.placeholder})
 
 

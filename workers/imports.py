@@ -68,7 +68,7 @@ def run_import(context: WorkerContext, job: ImportClaim) -> int | None:
     policy = FetchPolicy(
         allow_http=settings.import_allow_http,
         allow_loopback=settings.import_allow_loopback,
-        max_bytes=job.max_bytes,
+        max_bytes=min(job.max_bytes, job.room_bytes),
         timeout_seconds=settings.import_timeout_seconds,
     )
     with tempfile.TemporaryFile() as spool:
@@ -76,6 +76,9 @@ def run_import(context: WorkerContext, job: ImportClaim) -> int | None:
             size = download(job.source_url, spool, policy).size
             sniffed = vet(spool, media_limits(settings), kind=job.type)
         except (FetchRefused, MediaRejected) as refused:
+            # Past the user's room the bytes could never be charged: that, not the file's size, refused it.
+            if refused.code == "too-large" and job.room_bytes < job.max_bytes:
+                raise ImportFailed("quota-exceeded") from None
             raise ImportFailed(refused.code) from None
         # A key of this attempt's own: a duplicate delivery running at the same time must never overwrite,
         # nor discard when it loses, the object the winner recorded.

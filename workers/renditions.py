@@ -22,12 +22,11 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from core.settings import media_limits
 from models.asset_lifecycle import Claim, claim_for_rendering, record_failure, record_renditions
 from models.errors import ObjectMissing, StorageError
-from models.renditions import WEBP
 from models.storage.keys import RENDITIONS_PREFIX, rendition_key
 from workers.context import WorkerContext, current
 from workers.media.errors import MediaRejected
 from workers.media.limits import MediaLimits
-from workers.media.sniff import BY_MIME, SniffedType
+from workers.media.sniff import BY_MIME, SniffedType, sniff
 from workers.policy import IskraTask, is_last_try
 
 log = structlog.get_logger(__name__)
@@ -115,7 +114,7 @@ def _store_and_record(context: WorkerContext, claim: Claim, renditions: Renditio
     try:
         for name, data in renditions.images.items():
             key = _fresh_key(claim, name)
-            context.storage.put(key, io.BytesIO(data), content_type=WEBP)
+            context.storage.put(key, io.BytesIO(data), content_type=_content_type(data))
             stored[name] = key
         with context.sessions.begin() as session:
             recorded = record_renditions(session, claim.asset_id, stored, renditions.measurements)
@@ -127,6 +126,12 @@ def _store_and_record(context: WorkerContext, claim: Claim, renditions: Renditio
         return None
     _sweep_orphans(context, claim.asset_id, keep=set(stored.values()))
     return "ready"
+
+
+def _content_type(rendition: bytes) -> str:
+    # WebP, except a display copy too large for WebP, which is JPEG.
+    sniffed = sniff(rendition[:16])
+    return sniffed.mime_type if sniffed is not None else "image/webp"
 
 
 def _fail(context: WorkerContext, asset_id: uuid.UUID, code: str) -> str | None:

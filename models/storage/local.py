@@ -13,7 +13,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import BinaryIO
 
-from core.settings import Settings
+from core.settings import DEV_PLACEHOLDER, Settings
 from models.errors import ObjectMissing, StorageError
 from models.storage.base import ObjectInfo
 from models.storage.keys import validate_key
@@ -26,6 +26,10 @@ TEMP_PREFIX = ".tmp-"
 DOWNLOAD_PATH = "/files/"
 
 
+class UnsafeSigningSecret(RuntimeError):
+    """The local backend was asked to sign links without a secret of the deployment's own."""
+
+
 class LocalStorage:
     """Objects as files under `root`; `url()` is a relative API path (`/files/<token>`) the API serves."""
 
@@ -35,7 +39,17 @@ class LocalStorage:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalStorage:
-        return cls(settings.local_storage_root, DownloadSigner(settings.signing_secret.get_secret_value()))
+        secret = settings.signing_secret.get_secret_value()
+        # Links signed with the public placeholder could be forged by anyone. A random secret per process
+        # is no way out either: every API process must verify what any other one signed.
+        if secret == DEV_PLACEHOLDER or not secret:
+            raise UnsafeSigningSecret(
+                "SIGNING_SECRET is not set, and local-storage download links would be signed with a public "
+                "placeholder. Set it to the same random value in every API and worker process "
+                "(`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), or start the local "
+                "stack with `./dev up`, which generates one into .data/local.env."
+            )
+        return cls(settings.local_storage_root, DownloadSigner(secret))
 
     def path(self, key: str) -> Path:
         """The file that holds `key` (which may not exist)."""

@@ -105,6 +105,8 @@ def _someone_waits_for_a_lock(engine) -> bool:
         for _ in range(100):
             if observer.scalar(LOCK_WAITERS):
                 return True
+            # pg_stat_activity is a snapshot taken once per transaction: each look needs a fresh one.
+            observer.rollback()
             time.sleep(0.05)
     return False
 

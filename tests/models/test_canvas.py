@@ -105,3 +105,11 @@ def test_counts_and_asset_ids_come_from_the_elements():
 
     assert parsed.counts() == (1, 1)
     assert parsed.asset_ids() == [FULL_ELEMENT["assetId"]]
+
+
+@pytest.mark.parametrize("literal", ["1e-20000", "0." + "0" * 17000 + "1", "-0.0e-16383", "0e-2147483648"])
+def test_numbers_postgresql_numeric_cannot_hold_are_refused(literal):
+    error = refused(b'{"lastModified": %s, "elements": []}' % literal.encode())
+
+    assert error.extra["errors"][0]["type"] == "number_out_of_range"
+    assert len(error.detail) < 300

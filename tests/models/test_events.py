@@ -76,7 +76,8 @@ def test_an_upload_records_its_usage_then_its_pending_asset_with_urls_to_sign(se
     assert created["b"]["id"] == str(asset.id) and created["b"]["status"] == "pending"
     assert created["b"]["metadata"]["prompt"] == "a red fox"
     assert created["s"]["urls.original"] == [asset.storage_key, "image/jpeg"]
-    assert created["s"]["urls.thumbnail"] == [None, "image/webp"]
+    assert created["s"]["urls.thumbnail"] == [None, None]
+    assert created["s"]["urls.display"] == created["s"]["urls.original"]
 
 
 def test_rendering_records_processing_then_ready_and_a_lost_race_records_nothing(session, recorded):
@@ -89,7 +90,7 @@ def test_rendering_records_processing_then_ready_and_a_lost_race_records_nothing
 
     assert again is False
     assert [item["b"]["status"] for item in recorded] == ["processing", "ready"]
-    assert recorded[-1]["s"]["urls.thumbnail"] == ["renditions/x/thumb.webp", "image/webp"]
+    assert recorded[-1]["s"]["urls.thumbnail"] == ["renditions/x/thumb.webp", None]
     assert (recorded[-1]["b"]["width"], recorded[-1]["b"]["height"]) == (10, 8)
 
 
@@ -118,7 +119,7 @@ def test_project_saves_renames_renders_and_deletes_each_record_a_project_event(s
     assert [(body.get("name"), body.get("revision")) for body in bodies[:4]] == [
         ("Mine", 0), ("Mine", 1), ("Renamed", 1), ("Renamed", 1)
     ]  # fmt: skip
-    assert recorded.of("project")[-2]["s"]["thumbnailUrl"] == ["projects/thumb-1.webp", "image/webp"]
+    assert recorded.of("project")[-2]["s"]["thumbnailUrl"] == ["projects/thumb-1.webp", None]
     assert bodies[-1] == {"id": str(project.id), "deleted": True}
     assert set(bodies[1]) == {"id", "name", "revision", "lastSavedAt", "thumbnailUrl"}
 

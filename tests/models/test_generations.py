@@ -1,4 +1,4 @@
-"""Monthly generation quotas: atomic reserve and refund, cycle rollover, the reset task, tiers."""
+"""Monthly generation counters: atomic take and give back, cycle rollover, the reset task, tiers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from models.errors import BadRequest, GenerationQuotaExceeded, NotFound
-from models.generations import refund, reserve, reset_expired_cycles, set_tier, usage_of
+from models.generations import give_back, reset_expired_cycles, set_tier, take, usage_of
 from models.tables import User
 from models.users import ensure_user
 
@@ -45,8 +45,8 @@ def test_reserving_counts_against_the_plan_and_reports_what_is_left(session):
     user_id = signed_up(session)
     now = datetime(2026, 2, 10, tzinfo=UTC)
 
-    first = reserve(session, user_id, "image", 4, now)
-    second = reserve(session, user_id, "video", 1, now)
+    first = take(session, user_id, "image", 4, now)
+    second = take(session, user_id, "video", 1, now)
 
     assert (first.used, first.limit, first.remaining, first.percentage) == (4, 12, 8, 33.33)
     assert (second.used, second.limit, second.remaining) == (1, 3, 2)
@@ -61,20 +61,20 @@ def test_a_reservation_that_would_overflow_is_refused_and_takes_nothing(session)
     now = datetime(2026, 2, 10, tzinfo=UTC)
 
     with pytest.raises(GenerationQuotaExceeded) as refused:
-        reserve(session, user_id, "image", 3, now)
+        take(session, user_id, "image", 3, now)
 
     expected = {"used": 10, "limit": 12, "remaining": 2, "generationType": "image"}
     assert refused.value.extra.items() >= expected.items()
     assert row(session, user_id).images_used_in_period == 10
-    assert reserve(session, user_id, "image", 2, now).used == 12
+    assert take(session, user_id, "image", 2, now).used == 12
 
 
-def test_refunds_give_back_but_never_below_zero(session):
+def test_giving_back_never_takes_a_counter_below_zero(session):
     user_id = signed_up(session, images_used_in_period=3)
     now = datetime(2026, 2, 10, tzinfo=UTC)
 
-    assert refund(session, user_id, "image", 2, now).used == 1
-    assert refund(session, user_id, "image", 5, now).used == 0
+    assert give_back(session, user_id, "image", 2, now).used == 1
+    assert give_back(session, user_id, "image", 5, now).used == 0
     assert row(session, user_id).images_used_in_period == 0
 
 
@@ -82,7 +82,7 @@ def test_a_reservation_after_the_cycle_ended_starts_a_new_cycle_anchored_to_sign
     user_id = signed_up(session, images_used_in_period=12, videos_used_in_period=3)
     now = datetime(2026, 4, 15, tzinfo=UTC)
 
-    reserved = reserve(session, user_id, "image", 2, now)
+    reserved = take(session, user_id, "image", 2, now)
 
     user = row(session, user_id)
     assert (reserved.used, user.images_used_in_period, user.videos_used_in_period) == (2, 2, 0)
@@ -170,4 +170,4 @@ def test_an_unknown_tier_or_user_is_refused(session):
     with pytest.raises(NotFound):
         set_tier(session, "user_nobody", "pro")
     with pytest.raises(NotFound):
-        reserve(session, "user_nobody", "image", 1, datetime.now(UTC) + timedelta(days=1))
+        take(session, "user_nobody", "image", 1, datetime.now(UTC) + timedelta(days=1))

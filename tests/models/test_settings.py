@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from core.settings import Settings
+from core.settings import DEV_PLACEHOLDER, Settings
 
 CLERK = {"auth_mode": "clerk", "clerk_jwt_issuer_domain": "https://clerk.iskra.example"}
 REAL_SECRET = "a-real-production-signing-secret-0123456789"
@@ -19,6 +19,71 @@ def test_production_refuses_development_authentication():
 def test_production_refuses_the_placeholder_signing_secret():
     with pytest.raises(ValidationError, match="SIGNING_SECRET"):
         Settings(_env_file=None, environment="production", **CLERK)
+
+
+@pytest.mark.parametrize("secret", ["", "x" * 31, "change-me-in-production", DEV_PLACEHOLDER])
+def test_production_refuses_an_empty_short_or_published_signing_secret(secret):
+    with pytest.raises(ValidationError, match="SIGNING_SECRET"):
+        Settings(_env_file=None, environment="production", signing_secret=secret, **CLERK)
+
+
+@pytest.mark.parametrize("secret", ["", " ", "change-me-in-production", DEV_PLACEHOLDER])
+def test_production_refuses_an_empty_or_published_s3_secret(secret):
+    with pytest.raises(ValidationError, match="AWS_SECRET_ACCESS_KEY"):
+        Settings(
+            _env_file=None, environment="production", signing_secret=REAL_SECRET, **CLERK,
+            storage_backend="s3", aws_access_key_id="iskra", aws_secret_access_key=secret,
+        )  # fmt: skip
+
+
+def test_production_takes_a_provider_issued_s3_secret_of_any_length():
+    issued = "K001abcdefghijklmnopqrstuvwxyz0"  # 31 characters, as Backblaze issues them
+
+    settings = Settings(
+        _env_file=None, environment="production", signing_secret=REAL_SECRET, **CLERK,
+        storage_backend="s3", aws_secret_access_key=issued,
+    )  # fmt: skip
+
+    assert settings.aws_secret_access_key.get_secret_value() == issued
+
+
+@pytest.mark.parametrize(
+    "auth", ["admin:admin", "operator:" + "x" * 31, ":" + "x" * 40, "x" * 40, "ops:secret"]
+)
+def test_production_refuses_a_weak_flower_password(auth):
+    with pytest.raises(ValidationError, match="FLOWER_BASIC_AUTH"):
+        Settings(
+            _env_file=None,
+            environment="production",
+            signing_secret=REAL_SECRET,
+            flower_basic_auth=auth,
+            **CLERK,
+        )
+
+
+@pytest.mark.parametrize("auth", ["prometheus:prometheus", "prometheus:", "prometheus"])
+def test_production_refuses_weak_metrics_credentials(auth):
+    with pytest.raises(ValidationError, match="METRICS_BASIC_AUTH"):
+        Settings(
+            _env_file=None,
+            environment="production",
+            signing_secret=REAL_SECRET,
+            metrics_basic_auth=auth,
+            **CLERK,
+        )
+
+
+def test_secrets_read_from_the_environment_are_checked_in_production(monkeypatch):
+    for name, value in {"ENVIRONMENT": "production", "AUTH_MODE": "clerk", "SIGNING_SECRET": REAL_SECRET,
+                        "CLERK_JWT_ISSUER_DOMAIN": CLERK["clerk_jwt_issuer_domain"],
+                        "AWS_SECRET_ACCESS_KEY": "change-me-in-production"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(ValidationError, match="AWS_SECRET_ACCESS_KEY"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "a-provider-issued-secret-0123456789")
+    monkeypatch.setenv("FLOWER_BASIC_AUTH", "operator:" + "p" * 32)
+    assert Settings(_env_file=None).environment == "production"
 
 
 def test_production_starts_with_clerk_and_a_real_signing_secret():

@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from core import taskqueue
 from models.tables import Asset, PendingDeletion, User
 from models.users import ensure_user
-from tests.web.uploading import queued, upload
+from tests.web.uploading import assert_problem, queued, upload
 from tests.workers.media.hostile_media import good_jpeg
 
 
@@ -117,6 +117,24 @@ def test_an_asset_reads_back_with_signed_urls_for_its_renditions(client, auth_he
     assert body["urls"]["original"].startswith("/files/")
     assert body["urls"]["thumbnail"].startswith("/files/")
     assert body["urls"]["poster"] is None and body["urls"]["preview"] is None
+    assert body["urls"]["display"] == body["urls"]["original"]  # a JPEG is shown as it is
+
+
+@pytest.mark.parametrize("ready", [False, True], ids=["processing", "ready"])
+def test_a_heic_asset_is_displayed_through_its_display_copy_once_made(client, auth_header, session, ready):
+    asset = make_assets(session, "user_heic", 1)[0]
+    asset.mime_type = "image/heic"
+    asset.display_key = "renditions/x/display.webp" if ready else None
+    session.commit()
+
+    body = client.get(f"/v1/assets/{asset.id}", headers=auth_header("user_heic")).json
+
+    assert body["urls"]["original"].startswith("/files/")
+    if ready:
+        assert body["urls"]["display"].startswith("/files/")
+        assert body["urls"]["display"] != body["urls"]["original"]
+    else:
+        assert body["urls"]["display"] is None
 
 
 def test_someone_elses_asset_and_a_missing_one_get_byte_identical_404s(client, auth_header, session):
@@ -251,3 +269,103 @@ def test_imports_and_purges_are_enqueued_only_after_their_transaction_commits(
         (taskqueue.IMPORT_REMOTE_ASSET, 1, 0),
         (taskqueue.PURGE_DELETED_OBJECTS, 0, 1),
     ]
+
+
+def reserve_generations(client, headers, asset_type: str = "image", count: int = 2) -> str:
+    answer = client.post(
+        "/v1/me/generations/reserve", json={"type": asset_type, "count": count}, headers=headers
+    )
+    return answer.json["reservationId"]
+
+
+def import_body(**extra) -> dict:
+    return {"sourceUrl": "https://cdn.example.com/out/gen.png", "assetType": "image", **extra}
+
+
+def test_an_import_settles_one_unit_of_its_reservation_which_is_then_not_refundable(client, auth_header):
+    headers = auth_header("user_settler")
+    reservation_id = reserve_generations(client, headers, count=2)
+
+    imported = client.post(
+        "/v1/assets/import", json=import_body(reservationId=reservation_id), headers=headers
+    )
+    refunded = client.post(
+        "/v1/me/generations/refund", json={"reservationId": reservation_id}, headers=headers
+    )
+
+    assert imported.status_code == 202
+    assert (refunded.status_code, refunded.json["refunded"], refunded.json["used"]) == (200, 1, 1)
+    closed = client.post("/v1/me/generations/refund", json={"reservationId": reservation_id}, headers=headers)
+    assert (closed.status_code, closed.json["reservationStatus"]) == (409, "settled")
+
+
+def test_an_import_under_a_reservation_with_nothing_left_is_409_and_creates_nothing(
+    client, auth_header, session
+):
+    headers = auth_header("user_settled_twice")
+    reservation_id = reserve_generations(client, headers, count=1)
+    body = import_body(reservationId=reservation_id)
+
+    first = client.post("/v1/assets/import", json=body, headers=headers)
+    second = client.post("/v1/assets/import", json=body, headers=headers)
+
+    assert first.status_code == 202
+    assert_problem(second, 409, "reservation-closed")
+    assert len(session.scalars(select(Asset).where(Asset.user_id == "user_settled_twice")).all()) == 1
+
+
+@pytest.mark.parametrize(
+    ("reservation", "status", "type_"),
+    [("unknown", 404, "not-found"), ("someone-elses", 404, "not-found"), ("video", 422, "validation-failed")],
+)
+def test_an_import_under_a_reservation_it_cannot_settle_is_refused_and_creates_nothing(
+    client, auth_header, session, redis_client, settings, reservation, status, type_
+):
+    headers = auth_header("user_bad_reservation")
+    reservation_id = {
+        "unknown": lambda: str(uuid.uuid4()),
+        "someone-elses": lambda: reserve_generations(client, auth_header()),
+        "video": lambda: reserve_generations(client, headers, "video", 1),
+    }[reservation]()
+    waiting = len(queued(redis_client, settings, "images"))
+
+    answer = client.post("/v1/assets/import", json=import_body(reservationId=reservation_id), headers=headers)
+
+    assert_problem(answer, status, type_)
+    assert session.scalars(select(Asset).where(Asset.user_id == "user_bad_reservation")).all() == []
+    assert len(queued(redis_client, settings, "images")) == waiting
+
+
+def test_an_import_by_a_user_with_no_storage_room_left_is_507_before_anything_is_queued(
+    client, auth_header, session, redis_client, settings
+):
+    headers = auth_header("user_full_importer")
+    reservation_id = reserve_generations(client, headers)
+    session.get(User, "user_full_importer").storage_used_bytes = 500 * 1024 * 1024
+    session.commit()
+    waiting = len(queued(redis_client, settings, "images"))
+
+    answer = client.post("/v1/assets/import", json=import_body(reservationId=reservation_id), headers=headers)
+
+    assert_problem(answer, 507, "quota-exceeded")
+    assert (answer.json["usedBytes"], answer.json["quotaBytes"]) == (500 * 1024 * 1024, 500 * 1024 * 1024)
+    assert session.scalars(select(Asset).where(Asset.user_id == "user_full_importer")).all() == []
+    assert len(queued(redis_client, settings, "images")) == waiting
+    # The refused import settled nothing: the whole reservation can still be given back.
+    refunded = client.post(
+        "/v1/me/generations/refund", json={"reservationId": reservation_id}, headers=headers
+    )
+    assert refunded.json["refunded"] == 2
+
+
+def test_an_import_by_a_user_with_some_room_left_is_queued_whatever_its_size_turns_out_to_be(
+    client, auth_header, session
+):
+    headers = auth_header("user_nearly_full_importer")
+    client.get("/v1/me", headers=headers)
+    session.get(User, "user_nearly_full_importer").storage_used_bytes = 500 * 1024 * 1024 - 1
+    session.commit()
+
+    answer = client.post("/v1/assets/import", json=import_body(), headers=headers)
+
+    assert answer.status_code == 202

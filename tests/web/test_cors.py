@@ -100,3 +100,17 @@ def test_credentials_are_never_allowed_cross_origin(client, auth_header):
 
     assert "Access-Control-Allow-Credentials" not in actual.headers
     assert "Access-Control-Allow-Credentials" not in preflight(client, ALLOWED).headers
+
+
+@pytest.mark.parametrize(
+    "stranger", ["https://bad.example", "https://2", "https://[2001:db8::1]x", "https://[2001:db8::1]:8443"]
+)
+def test_an_ipv6_literal_origin_admits_itself_and_nothing_it_would_match_as_a_pattern(
+    settings, engine, sessions, stranger
+):
+    ipv6 = "https://[2001:db8::1]"
+    custom = settings.model_copy(update={"cors_allowed_origins": (ipv6,)})
+    client = create_app(custom, build_services(custom, engine, sessions)).test_client()
+
+    assert preflight(client, ipv6).headers["Access-Control-Allow-Origin"] == ipv6
+    assert "Access-Control-Allow-Origin" not in preflight(client, stranger).headers

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import pytest
 from flask import request
 from pydantic import Field
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import sessionmaker
 
 from models.errors import RateLimited
 from tests.conftest import build_services
@@ -203,3 +206,38 @@ def test_a_body_that_is_not_utf8_is_a_client_problem_on_every_json_endpoint(
 
     assert response.status_code in (400, 422), response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again when the block ends: nothing listens there
+
+
+def test_a_database_that_cannot_be_reached_is_a_503_problem_not_a_500(settings, auth_header, caplog):
+    unreachable = settings.model_copy(
+        update={"database_url": f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/iskra"}
+    )
+    engine = create_engine(unreachable.database_url, connect_args={"connect_timeout": 2})
+    client = create_app(unreachable, build_services(unreachable, engine, sessionmaker(engine))).test_client()
+
+    with caplog.at_level(logging.WARNING):
+        response = client.get("/v1/me", headers=auth_header())
+
+    assert_problem(response, 503, "service-unavailable")
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR or record.exc_info]
+    engine.dispose()
+
+
+def test_a_database_connection_killed_mid_session_is_a_503_problem(settings, engine, auth_header):
+    with engine.connect() as connection:
+        connection.begin()
+        sessions = sessionmaker(bind=connection, join_transaction_mode="create_savepoint")
+        client = create_app(settings, build_services(settings, engine, sessions)).test_client()
+        backend = connection.scalar(text("SELECT pg_backend_pid()"))
+        with engine.connect() as killer:
+            killer.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+
+        response = client.get("/v1/me", headers=auth_header())
+
+    assert_problem(response, 503, "service-unavailable")

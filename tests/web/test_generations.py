@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from threading import Barrier
@@ -12,31 +13,36 @@ from sqlalchemy import text, update
 
 from models.cycles import cycle_containing
 from models.ratelimit import RateLimiter
-from models.tables import User
+from models.tables import GenerationReservation, User
+from tests.web.uploading import assert_problem
 
 RESERVE, REFUND = "/v1/me/generations/reserve", "/v1/me/generations/refund"
 
 
-def test_a_reservation_reports_the_quota_and_the_rate_limit_budget(client, auth_header):
+def test_a_reservation_reports_its_id_expiry_the_quota_and_the_rate_limit_budget(client, auth_header):
     answer = client.post(RESERVE, json={"type": "image", "count": 3}, headers=auth_header())
 
     assert answer.status_code == 200
-    assert answer.json | {"resetsAt": 0} == {
+    assert answer.json | {"resetsAt": 0, "reservationId": "", "expiresAt": 0} == {
         "type": "image",
         "used": 3,
         "limit": 12,
         "remaining": 9,
         "percentage": 25.0,
         "resetsAt": 0,
+        "reservationId": "",
+        "expiresAt": 0,
     }
+    assert uuid.UUID(answer.json["reservationId"])
+    assert abs(answer.json["expiresAt"] / 1000 - (time.time() + 3600)) < 60
     assert answer.headers["X-RateLimit-Remaining"] == "4"
     assert answer.headers["RateLimit-Policy"] == "5;w=60, 15;w=3600, 50;w=86400"
 
 
 def test_usage_shows_reservations_and_refunds(client, auth_header):
     headers = auth_header()
-    client.post(RESERVE, json={"type": "video", "count": 2}, headers=headers)
-    client.post(REFUND, json={"type": "video", "count": 1}, headers=headers)
+    reserved = client.post(RESERVE, json={"type": "video", "count": 2}, headers=headers).json
+    client.post(REFUND, json={"reservationId": reserved["reservationId"], "count": 1}, headers=headers)
 
     usage = client.get("/v1/me/usage", headers=headers).json["generations"]["video"]
 
@@ -58,13 +64,96 @@ def test_a_reservation_over_the_monthly_quota_is_429_and_takes_nothing(client, a
     assert abs(int(refused.headers["Retry-After"]) - until_reset) < 5
 
 
-def test_a_refund_never_goes_below_zero(client, auth_header):
+def test_refunding_one_reservation_twice_is_refused_and_gives_back_only_what_it_held(client, auth_header):
     headers = auth_header()
-    client.post(RESERVE, json={"type": "image", "count": 1}, headers=headers)
+    client.post(RESERVE, json={"type": "video", "count": 1}, headers=headers)
+    reserved = client.post(RESERVE, json={"type": "video", "count": 2}, headers=headers).json
+    body = {"reservationId": reserved["reservationId"], "count": 3}
 
-    answer = client.post(REFUND, json={"type": "image", "count": 5}, headers=headers)
+    first = client.post(REFUND, json=body, headers=headers)
+    second = client.post(REFUND, json=body, headers=headers)
 
-    assert (answer.status_code, answer.json["used"], answer.json["remaining"]) == (200, 0, 12)
+    assert first.status_code == 200
+    assert first.json | {"resetsAt": 0} == {
+        "type": "video",
+        "used": 1,
+        "limit": 3,
+        "remaining": 2,
+        "percentage": 33.33,
+        "resetsAt": 0,
+        "reservationId": reserved["reservationId"],
+        "refunded": 2,
+    }
+    assert_problem(second, 409, "reservation-closed")
+    assert second.json["reservationStatus"] == "refunded"
+    # The unit the other reservation holds was never given back.
+    assert client.get("/v1/me/usage", headers=headers).json["generations"]["video"]["used"] == 1
+
+
+def test_a_refund_without_a_count_gives_back_all_that_is_left(client, auth_header):
+    headers = auth_header()
+    reserved = client.post(RESERVE, json={"type": "image", "count": 4}, headers=headers).json
+    body = {"reservationId": reserved["reservationId"]}
+
+    one = client.post(REFUND, json=body | {"count": 1, "type": "image"}, headers=headers).json
+    rest = client.post(REFUND, json=body, headers=headers).json
+
+    assert [(one["refunded"], one["used"]), (rest["refunded"], rest["used"])] == [(1, 3), (3, 0)]
+
+
+def test_refunding_someone_elses_or_an_unknown_reservation_is_404(client, auth_header):
+    owner = auth_header()
+    reserved = client.post(RESERVE, json={"type": "image", "count": 2}, headers=owner).json
+
+    stolen = client.post(REFUND, json={"reservationId": reserved["reservationId"]}, headers=auth_header())
+    unknown = client.post(REFUND, json={"reservationId": str(uuid.uuid4())}, headers=owner)
+    malformed = client.post(REFUND, json={"reservationId": "123"}, headers=owner)
+
+    for answer in (stolen, unknown, malformed):
+        assert_problem(answer, 404, "not-found")
+    assert client.get("/v1/me/usage", headers=owner).json["generations"]["image"]["used"] == 2
+
+
+def test_an_expired_reservation_is_closed_to_refunds(client, auth_header, session):
+    headers = auth_header()
+    reserved = client.post(RESERVE, json={"type": "image", "count": 2}, headers=headers).json
+    session.execute(
+        update(GenerationReservation)
+        .where(GenerationReservation.id == uuid.UUID(reserved["reservationId"]))
+        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    )
+    session.commit()
+
+    answer = client.post(REFUND, json={"reservationId": reserved["reservationId"]}, headers=headers)
+
+    assert_problem(answer, 409, "reservation-closed")
+    assert answer.json["reservationStatus"] == "expired"
+    assert client.get("/v1/me/usage", headers=headers).json["generations"]["image"]["used"] == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "image", "count": 1},
+        {"reservationId": "{id}", "type": "video"},
+        {"reservationId": "{id}", "count": 0},
+        {"reservationId": "{id}", "count": "1"},
+        {"reservationId": "{id}", "extra": 1},
+    ],
+    ids=["no-reservation-id", "other-type", "zero-count", "string-count", "unknown-key"],
+)
+def test_a_malformed_refund_is_422_and_gives_nothing_back(client, auth_header, body):
+    headers = auth_header()
+    reserved = client.post(RESERVE, json={"type": "image", "count": 2}, headers=headers).json
+    filled = {
+        key: value.format(id=reserved["reservationId"]) if isinstance(value, str) else value
+        for key, value in body.items()
+    }
+
+    answer = client.post(REFUND, json=filled, headers=headers)
+
+    assert_problem(answer, 422, "validation-failed")
+    assert client.get("/v1/me/usage", headers=headers).json["generations"]["image"]["used"] == 2
 
 
 @pytest.mark.parametrize(

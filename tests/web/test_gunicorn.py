@@ -117,3 +117,17 @@ def _remove(engine, settings, redis_client, user_id: str) -> None:
     for asset_id, key in assets:
         storage.delete(key)
         take(redis_client, settings, "images", taskqueue.MAKE_IMAGE_RENDITIONS, str(asset_id))
+
+
+def test_a_plain_gunicorn_start_without_a_signing_secret_refuses_to_boot_and_says_why(settings, tmp_path):
+    env = {**settings_env(settings), "WEB_CONCURRENCY": "1"}
+    del env["SIGNING_SECRET"]  # the local backend would sign download links with the public placeholder
+    command = [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
+               "--bind", f"127.0.0.1:{_free_port()}", "web.wsgi:app_from_environment()"]  # fmt: skip
+    log_path = tmp_path / "gunicorn.log"
+
+    with running(command, env, log_path) as server:
+        exit_code = server.wait(timeout=60)
+
+    assert exit_code != 0
+    assert "SIGNING_SECRET is not set" in log_path.read_text()

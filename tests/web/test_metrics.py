@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import socket
 import uuid
@@ -11,12 +12,15 @@ import pytest
 import requests
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from core import taskqueue
 from models.tables import Asset
 from models.users import ensure_user
+from tests.conftest import build_services
 from tests.processes import BIN, ROOT, running, settings_env, wait_until
 from tests.queues import queue_key, take
+from web.app import create_app
 from workers import metrics as _task_metrics  # noqa: F401 - registers them, as a worker process does
 
 README = ROOT / "README.md"
@@ -179,3 +183,35 @@ def _livez_total(base: str) -> float:
     samples = _samples(requests.get(f"{base}/metrics", timeout=10).text)
     labels = frozenset({("route", "/livez"), ("method", "GET"), ("status", "200")})
     return samples.get(("iskra_http_requests_total", labels), 0.0)
+
+
+SCRAPER = "prometheus:" + "s" * 32
+
+
+@pytest.fixture
+def guarded_client(settings, engine, sessions):
+    guarded = settings.model_copy(update={"metrics_basic_auth": SecretStr(SCRAPER)})
+    return create_app(guarded, build_services(guarded, engine, sessions)).test_client()
+
+
+@pytest.mark.parametrize("credentials", [None, "prometheus:wrong", SCRAPER + "x", "prometheus"])
+def test_metrics_behind_basic_auth_refuse_scrapers_without_the_credentials(guarded_client, credentials):
+    headers = {} if credentials is None else {"Authorization": _basic(credentials)}
+
+    response = guarded_client.get("/metrics", headers=headers)
+
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    assert response.headers["WWW-Authenticate"] == 'Basic realm="metrics"'
+    assert "iskra_http_requests_total" not in response.get_data(as_text=True)
+
+
+def test_metrics_behind_basic_auth_answer_a_scraper_with_the_credentials(guarded_client):
+    response = guarded_client.get("/metrics", headers={"Authorization": _basic(SCRAPER)})
+
+    assert response.status_code == 200
+    assert "iskra_http_requests_total" in response.get_data(as_text=True)
+
+
+def _basic(credentials: str) -> str:
+    return "Basic " + base64.b64encode(credentials.encode()).decode()

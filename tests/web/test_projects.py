@@ -511,3 +511,34 @@ def test_a_save_succeeds_when_the_thumbnail_cannot_be_scheduled(client, owner, a
     response = put_state(client, headers, project_id, canvas())
 
     assert response.status_code == 200
+
+
+FRACTION_17000 = "0." + "0" * 17000 + "1"
+
+
+@pytest.mark.parametrize(
+    "number", ["1e-20000", FRACTION_17000, "-0e-16384", "1.5e-16383", "0e-" + "9" * 5000]
+)
+def test_numbers_jsonb_cannot_hold_are_a_422_not_a_500_and_nothing_is_saved(client, owner, number):
+    headers, _, project_id = owner
+    raw = '{"lastModified": 1, "elements": [], "viewport": {"x": NUMBER, "y": 0, "scale": 1}}'
+
+    response = client.put(
+        f"/v1/projects/{project_id}/state", data=raw.replace("NUMBER", number), headers=headers
+    )
+
+    assert response.status_code == 422, response.json
+    assert response.json["type"] == "validation-failed"
+    assert client.get(f"/v1/projects/{project_id}", headers=headers).json["revision"] == 0
+
+
+@pytest.mark.parametrize("number", ["1e-16383", "0." + "0" * 16382 + "1", "0e131073", "123.5e-100"])
+def test_numbers_at_the_edge_of_what_jsonb_holds_are_saved(client, owner, number):
+    headers, _, project_id = owner
+    raw = '{"lastModified": 1, "elements": [], "viewport": {"x": NUMBER, "y": 0, "scale": 1}}'
+
+    response = client.put(
+        f"/v1/projects/{project_id}/state", data=raw.replace("NUMBER", number), headers=headers
+    )
+
+    assert response.status_code == 200, response.json

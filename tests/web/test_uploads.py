@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 
 import pytest
+from PIL import Image
 from sqlalchemy import func, select, text, update
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
@@ -29,6 +30,7 @@ from tests.workers.media.hostile_media import (
     zero_bytes,
     zip_file,
 )
+from tests.workers.media.phone_media import avif, heic, huge_grid_heic
 from web.app import create_app
 from web.uploads import FIELD_BYTES, SPOOL_MEMORY_BYTES
 
@@ -84,6 +86,32 @@ def test_the_client_content_type_and_file_name_are_not_trusted(client, auth_head
     assert (response.json["type"], response.json["mimeType"]) == ("image", "image/jpeg")
 
 
+@pytest.mark.parametrize(
+    ("make", "mime_type"),
+    [(heic, "image/heic"), (avif, "image/avif")],
+    ids=["heic", "avif"],
+)
+def test_heic_and_avif_photos_are_accepted_as_images(client, auth_header, make, mime_type):
+    content = make(Image.new("RGB", (64, 48), (10, 120, 200)))
+
+    response = upload(
+        client, auth_header(), content, filename="photo.bin", file_type="application/octet-stream"
+    )
+
+    assert response.status_code == 201
+    assert (response.json["type"], response.json["mimeType"]) == ("image", mime_type)
+    assert response.json["urls"]["display"] is None  # until the worker has made the display copy
+
+
+def test_a_heic_whose_grid_claims_fifty_thousand_pixels_square_is_refused_by_its_header(
+    client, auth_header, app, session
+):
+    response = upload(client, auth_header("user_huge_heic"), huge_grid_heic())
+
+    assert_problem(response, 422, "invalid-media")
+    assert leftovers(app, session, "user_huge_heic") == ([], 0, 0)
+
+
 @pytest.mark.parametrize("content", [text_as_jpg(), svg(), zip_file()], ids=["text-as-jpg", "svg", "zip"])
 def test_files_that_are_not_accepted_media_are_refused_with_415_and_nothing_stored(
     client, auth_header, content, app, session
@@ -93,6 +121,7 @@ def test_files_that_are_not_accepted_media_are_refused_with_415_and_nothing_stor
     response = upload(client, headers, content)
 
     assert_problem(response, 415, "unsupported-media-type")
+    assert "HEIC, AVIF" in response.json["detail"]
     assert leftovers(app, session, "user_hostile") == ([], 0, 0)
 
 

@@ -53,6 +53,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(IMAGE)
             for _ in range(64):
                 self.wfile.write(b"\0" * 65536)
+        elif path == "/length-superscript":
+            # `str.isdigit()` holds for "²" but int() refuses it.
+            self._send(200, IMAGE, length="\u00b2")
+        elif path == "/to-broken-ipv6":
+            self._send(302, Location="https://[x")
         elif path == "/page.html":
             self._send(200, HTML, content_type="text/html")
         elif path == "/missing":

@@ -73,3 +73,11 @@ def test_a_non_200_answer_is_a_failed_download(server):
         download(server.url("/missing"), io.BytesIO(), TEST_POLICY)
 
     assert refused.value.code == "download-failed"
+
+
+@pytest.mark.parametrize("path", ["/length-superscript", "/to-broken-ipv6"])
+def test_a_malformed_length_or_redirect_is_a_failed_download_not_a_crash(server, path):
+    with pytest.raises(FetchRefused) as refused:
+        download(server.url(path), io.BytesIO(), TEST_POLICY)
+
+    assert refused.value.code == "download-failed"

@@ -7,6 +7,7 @@ import json
 
 from core import taskqueue
 from tests.workers.media.hostile_media import alpha_png, good_jpeg, oriented_jpeg, small_mp4
+from tests.workers.media.phone_media import iphone_heic
 from tests.workers.rendition_support import add_asset, asset, open_webp, rendition_keys
 from workers.images import render_image_asset
 
@@ -104,3 +105,26 @@ def test_task_arguments_survive_a_json_round_trip_and_still_drive_the_task(worke
     assert arguments == [asset_id]
     assert render_image_asset.name == taskqueue.MAKE_IMAGE_RENDITIONS
     assert render_image_asset(*arguments) == "ready"
+
+
+def test_an_iphone_heic_gets_renditions_and_a_webp_display_copy(worker_context, sessions):
+    asset_id = add_asset(sessions, worker_context.storage, iphone_heic(), ext="heic")
+
+    assert render_image_asset(asset_id) == "ready"
+
+    row = asset(sessions, asset_id)
+    assert (row.width, row.height) == (1512, 2016)
+    assert open_webp(worker_context.storage, row.display_key).size == (1512, 2016)
+    assert worker_context.storage.head(row.display_key).content_type == "image/webp"
+    assert open_webp(worker_context.storage, row.thumbnail_key).size == (300, 400)
+    assert rendition_keys(worker_context.storage, asset_id) == {
+        row.thumbnail_key, row.preview_key, row.display_key,
+    }  # fmt: skip
+
+
+def test_a_jpeg_gets_no_display_copy(worker_context, sessions):
+    asset_id = add_asset(sessions, worker_context.storage, good_jpeg(640, 480), ext="jpg")
+
+    render_image_asset(asset_id)
+
+    assert asset(sessions, asset_id).display_key is None

@@ -118,6 +118,8 @@ def test_an_import_whose_asset_was_deleted_does_nothing(loopback_allowed, server
         ("/missing", "download-failed"),
         ("/slow", "timeout"),
         ("/hang", "timeout"),
+        ("/length-superscript", "download-failed"),
+        ("/to-broken-ipv6", "download-failed"),
     ],
 )
 def test_a_refused_import_fails_with_its_code_charges_nothing_and_stores_nothing(
@@ -315,3 +317,32 @@ def test_an_import_redelivered_after_killing_its_worker_every_time_ends_failed_w
     status, error, used, keys = outcome(session, asset_id, "user_import_crashes", loopback_allowed.storage)
     assert (status, error, used, keys) == ("failed", "too-many-attempts", 0, [])
     assert len(server.hosts_seen) == requests_before
+
+
+class PutsRecorded:
+    """A real storage that also remembers the keys put into it."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.puts = inner, []
+
+    def put(self, key, stream, *, content_type):
+        self.puts.append(key)
+        return self.inner.put(key, stream, content_type=content_type)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_download_stops_at_the_users_room_and_stores_nothing(loopback_allowed, server, session):
+    recording = PutsRecorded(loopback_allowed.storage)
+    loopback_allowed.storage = recording
+    asset_id = pending_import(session, "user_import_room", server.url("/undeclared-big"))
+    quota = session.get(Plan, "free").storage_quota_bytes
+    session.get(User, "user_import_room").storage_used_bytes = quota - len(IMAGE) - 1000
+    session.commit()
+
+    import_remote(asset_id)
+
+    status, error, used, keys = outcome(session, asset_id, "user_import_room", recording.inner)
+    assert (status, error, used, keys) == ("failed", "quota-exceeded", quota - len(IMAGE) - 1000, [])
+    assert recording.puts == []

@@ -12,6 +12,7 @@ from PIL import Image
 from tests.processes import running, settings_env, wait_until, worker_command
 from tests.web.uploading import upload
 from tests.workers.media.hostile_media import alpha_png, good_jpeg, small_mp4
+from tests.workers.media.phone_media import avif, iphone_heic
 
 pytestmark = pytest.mark.e2e
 
@@ -79,3 +80,43 @@ def test_uploaded_jpeg_png_and_mp4_become_ready_with_downloadable_webp_rendition
     assert png["urls"]["preview"] is None
     poster = download(client, mp4["urls"]["poster"])
     assert (poster.format, poster.size) == ("WEBP", (400, 225))
+
+
+def test_uploaded_iphone_heic_and_avif_become_ready_with_a_downloadable_display_copy(
+    committed_app, auth_header, settings, tmp_path
+):
+    headers = auth_header(f"user_e2e_{uuid.uuid4().hex[:8]}")
+    client = committed_app.test_client()
+    files = {
+        "heic": (iphone_heic(), "IMG_0001.HEIC", "image/heic"),
+        "avif": (avif(Image.new("RGB", (2000, 1500), (30, 160, 60))), "render.avif", "image/avif"),
+    }
+
+    with running(worker_command("images"), settings_env(settings), tmp_path / "worker.log"):
+        ids = {}
+        for name, (content, filename, file_type) in files.items():
+            response = upload(client, headers, content, filename=filename, file_type=file_type)
+            assert response.status_code == 201, response.json
+            assert response.json["urls"]["display"] is None
+            ids[name] = response.json["id"]
+
+        def finished(asset_id: str):
+            body = client.get(f"/v1/assets/{asset_id}", headers=headers).json
+            return body if body["status"] in ("ready", "failed") else None
+
+        assets = {
+            name: wait_until(lambda i=asset_id: finished(i), timeout=60) for name, asset_id in ids.items()
+        }
+
+    assert {name: (body["status"], body["error"]) for name, body in assets.items()} == dict.fromkeys(
+        files, ("ready", None)
+    )
+    heic, avif_asset = assets["heic"], assets["avif"]
+    assert (heic["mimeType"], heic["width"], heic["height"]) == ("image/heic", 1512, 2016)
+    assert (avif_asset["mimeType"], avif_asset["width"], avif_asset["height"]) == ("image/avif", 2000, 1500)
+    for body in assets.values():
+        display = download(client, body["urls"]["display"])
+        assert (display.format, display.size) == ("WEBP", (body["width"], body["height"]))
+        assert download(client, body["urls"]["thumbnail"]).format == "WEBP"
+        assert download(client, body["urls"]["preview"]).format == "WEBP"
+        assert body["urls"]["display"] != body["urls"]["original"]

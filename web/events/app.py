@@ -9,11 +9,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from core.logs import configure_logging
 from core.settings import Settings
 from web.accesslog import register_access_log
-from web.app import EXPOSED_HEADERS, make_services
+from web.app import EXPOSED_HEADERS, exact_origin_patterns, make_services
 from web.db import register_session_teardown
 from web.errors import register_error_handlers
 from web.events import views
 from web.events.live import Live, build_live
+from web.proxies import register_forwarded_for_warning
 from web.requestid import register_request_id
 from web.services import Services
 from web.views import health
@@ -29,9 +30,10 @@ def create_events_app(settings: Settings, services: Services | None = None) -> F
     app.extensions["iskra-events"] = live
     if settings.trusted_proxy_count:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)
+    register_forwarded_for_warning(app, settings)
     CORS(
         app,
-        origins=list(settings.cors_allowed_origins),
+        origins=exact_origin_patterns(settings.cors_allowed_origins),
         expose_headers=EXPOSED_HEADERS,
         # fetch-based clients send the token and their own Last-Event-ID; EventSource sends only the latter.
         allow_headers=["Authorization", "Last-Event-ID", "Cache-Control", "X-Request-ID"],

@@ -44,6 +44,8 @@ class ImportIn(Body):
     source_url: Annotated[str, Field(min_length=1, max_length=2048)]
     asset_type: AssetType
     metadata: GenerationMetadata | None = None
+    # The generation reservation this media was made under; the import settles one unit of it.
+    reservation_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
 
 class ListQuery(Query):
@@ -57,6 +59,10 @@ class AssetUrls(Body):
     thumbnail: str | None
     preview: str | None
     poster: str | None
+    display: str | None = Field(
+        description="What the canvas shows full size: the original if a browser can display its type, "
+        "else a WebP/JPEG copy (HEIC, AVIF, TIFF), null until made."
+    )
 
 
 class AssetOut(Body):

@@ -15,7 +15,8 @@ from models.asset_lifecycle import create_import, create_upload, next_task
 from models.assets import delete_asset, extension_for, get_owned_asset, list_assets
 from models.plans import get_plan
 from models.presenters import present_asset
-from models.quota import check_room
+from models.quota import check_not_full, check_room
+from models.reservations import settle
 from models.storage.keys import original_key
 from models.storage.staging import put_then_record
 from models.tables import Asset
@@ -42,7 +43,11 @@ def asset_out(asset: Asset) -> dict[str, Any]:
 @rate_limited("upload")
 @api.validate(resp=Response(HTTP_201=AssetOut), tags=["assets"])
 def upload_asset():
-    """Upload an image or video: multipart `file`, optional `metadata` JSON, width/height/duration hints."""
+    """Upload an image or video: multipart `file`, optional `metadata` JSON, width/height/duration hints.
+
+    Accepted by their magic bytes: JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF, MP4, MOV, WebM, MPEG,
+    AVI (anything else is a 415). HEIC, AVIF and TIFF get a browser-displayable `urls.display` copy.
+    """
     user_id, storage = current_identity().user_id, services().storage
     with db().begin():
         plan = get_plan(db(), signed_in_user().tier)
@@ -74,9 +79,15 @@ def import_asset():
     check_literal_host(target, allow_loopback=settings.import_allow_loopback)
     generation = body.metadata.model_dump(exclude_none=True) if body.metadata else {}
     with db().begin():
+        user_id = signed_in_user().user_id
+        # The size is unknown until the download: refuse here only a user with no room at all (any
+        # import would fail), so no download is queued for them; the task charges the real size.
+        check_not_full(db(), user_id)
+        if body.reservation_id is not None:
+            settle(db(), user_id, body.reservation_id, body.asset_type)
         asset = create_import(
             db(),
-            user_id=signed_in_user().user_id,
+            user_id=user_id,
             asset_type=body.asset_type,
             source_url=body.source_url,
             generation=generation,

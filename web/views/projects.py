@@ -11,7 +11,6 @@ from models import projects
 from models.canvas import CanvasState, parse_canvas_state
 from models.errors import PayloadTooLarge
 from models.projects import etag
-from models.renditions import WEBP
 from models.tables import Project
 from web.auth import current_identity, signed_in_user
 from web.db import db
@@ -157,7 +156,7 @@ def _summary(project: Project) -> ProjectSummaryOut:
         name=project.name,
         image_count=project.image_count,
         video_count=project.video_count,
-        thumbnail_url=services().signed_url(project.thumbnail_key, WEBP),
+        thumbnail_url=services().signed_url(project.thumbnail_key),
         revision=project.revision,
         last_saved_at=epoch_ms(project.last_saved_at),
         created_at=epoch_ms(project.created_at),
@@ -165,7 +164,7 @@ def _summary(project: Project) -> ProjectSummaryOut:
 
 
 def _full(project: Project, asset_keys: dict[str, str]) -> ProjectOut:
-    urls = {asset_id: services().signed_url(key, WEBP) for asset_id, key in asset_keys.items()}
+    urls = {asset_id: services().signed_url(key) for asset_id, key in asset_keys.items()}
     return ProjectOut(
         **_summary(project).model_dump(), canvas_state=project.canvas_state, asset_thumbnails=urls
     )

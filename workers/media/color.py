@@ -1,11 +1,17 @@
 """Bring decoded pixels to 8-bit sRGB (RGB or RGBA) whatever mode and profile they came in."""
 
 import io
+import struct
 from functools import lru_cache
 
 from PIL import Image, ImageCms
 
 _SRGB = ImageCms.createProfile("sRGB")
+_SRGB_BYTES = ImageCms.ImageCmsProfile(_SRGB).tobytes()
+# nclx colour_primaries codes (ITU-T H.273) that mean sRGB's own primaries, or nothing stated.
+_SRGB_PRIMARIES = (1, 2)
+_D50 = (0.9642, 1.0, 0.8249)
+_BRADFORD = ((0.8951, 0.2664, -0.1614), (-0.7502, 1.7135, 0.0367), (0.0389, -0.0685, 1.0296))
 _WITH_ALPHA = {"RGBA": "RGBA", "RGBa": "RGBA", "LA": "LA", "La": "LA", "PA": "RGBA"}
 
 
@@ -42,10 +48,13 @@ def _to_eight_bit(img: Image.Image) -> Image.Image:
     return wide.point(lambda v: v * scale + offset).convert("L")
 
 
-def to_srgb(img: Image.Image, icc_profile: bytes | None) -> Image.Image:
-    """RGB or RGBA in sRGB: the embedded profile applied if it can be, CMYK converted, alpha kept."""
+def to_srgb(img: Image.Image, icc_profile: bytes | None, *, in_place: bool = False) -> Image.Image:
+    """RGB or RGBA in sRGB: the embedded profile applied if it can be, CMYK converted, alpha kept.
+
+    With `in_place`, an RGB image the caller owns is converted without a copy.
+    """
     if icc_profile:
-        converted = _apply_profile(img, icc_profile)
+        converted = _apply_profile(img, icc_profile, in_place)
         if converted is not None:
             return converted
     if img.mode == "LA":
@@ -53,12 +62,15 @@ def to_srgb(img: Image.Image, icc_profile: bytes | None) -> Image.Image:
     return img if img.mode in ("RGB", "RGBA") else img.convert("RGB")
 
 
-def _apply_profile(img: Image.Image, icc_profile: bytes) -> Image.Image | None:
+def _apply_profile(img: Image.Image, icc_profile: bytes, in_place: bool = False) -> Image.Image | None:
     alpha = img.getchannel("A") if img.mode in ("RGBA", "LA") else None
     colour = img.convert(img.mode[:-1]) if alpha is not None else img
     transform = _transform(icc_profile, colour.mode)
     if transform is None:
         return None
+    if in_place and alpha is None and colour.mode == "RGB":
+        ImageCms.applyTransform(colour, transform, inPlace=True)
+        return colour
     converted = ImageCms.applyTransform(colour, transform)
     if alpha is not None:
         converted.putalpha(alpha)
@@ -73,3 +85,72 @@ def _transform(icc_profile: bytes, mode: str) -> ImageCms.ImageCmsTransform | No
         return ImageCms.buildTransform(source, _SRGB, mode, "RGB", ImageCms.Intent.PERCEPTUAL)
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return None  # a broken or mismatched profile: the pixels are used as they are
+
+
+def embedded_profile(info: dict) -> bytes | None:
+    """The image's ICC profile, or one built from HEIF/AVIF `nclx` primaries when they are not sRGB's."""
+    icc_profile = info.get("icc_profile")
+    if icc_profile:
+        return icc_profile
+    nclx = info.get("nclx_profile")
+    if not isinstance(nclx, dict) or nclx.get("color_primaries") in _SRGB_PRIMARIES:
+        return None
+    try:
+        return _profile_for_primaries(nclx)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None  # primaries we cannot read: the pixels are used as they are
+
+
+def _profile_for_primaries(nclx: dict) -> bytes:
+    # sRGB's profile with its colorants swapped for these primaries (Bradford-adapted to the D50 PCS):
+    # Display P3 and BT.2020 stills use sRGB-like transfer curves, so the tone curves are kept.
+    chromaticities = [
+        (float(nclx[f"color_primary_{c}_x"]), float(nclx[f"color_primary_{c}_y"]))
+        for c in ("red", "green", "blue", "white")
+    ]
+    columns = [(x / y, 1.0, (1 - x - y) / y) for x, y in chromaticities[:3]]
+    white = _xyz(chromaticities[3])
+    primaries = _transpose(columns)
+    scale = _apply(_inverse(primaries), white)
+    to_xyz = [[primaries[row][col] * scale[col] for col in range(3)] for row in range(3)]
+    source_cone, d50_cone = _apply(_BRADFORD, white), _apply(_BRADFORD, _D50)
+    cone_scale = [[(d50_cone[i] / source_cone[i]) if i == j else 0.0 for j in range(3)] for i in range(3)]
+    adapt = _multiply(_inverse(_BRADFORD), _multiply(cone_scale, _BRADFORD))
+    colorants = _transpose(_multiply(adapt, to_xyz))
+    profile = bytearray(_SRGB_BYTES)
+    count = struct.unpack_from(">I", profile, 128)[0]
+    for index in range(count):
+        signature, offset = struct.unpack_from(">4sI", profile, 132 + 12 * index)
+        if signature in (b"rXYZ", b"gXYZ", b"bXYZ"):
+            xyz = colorants[(b"rXYZ", b"gXYZ", b"bXYZ").index(signature)]
+            struct.pack_into(">3i", profile, offset + 8, *(round(v * 65536) for v in xyz))
+    profile[84:100] = bytes(16)  # the profile ID (an MD5 of the original) no longer matches
+    return bytes(profile)
+
+
+def _xyz(xy: tuple[float, float]) -> list[float]:
+    x, y = xy
+    return [x / y, 1.0, (1 - x - y) / y]
+
+
+def _transpose(m):
+    return [list(row) for row in zip(*m, strict=True)]
+
+
+def _apply(m, v):
+    return [sum(m[row][k] * v[k] for k in range(3)) for row in range(3)]
+
+
+def _multiply(a, b):
+    return [[sum(a[row][k] * b[k][col] for k in range(3)) for col in range(3)] for row in range(3)]
+
+
+def _inverse(m):
+    (a, b, c), (d, e, f), (g, h, i) = m
+    det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+    adjugate = [
+        [e * i - f * h, c * h - b * i, b * f - c * e],
+        [f * g - d * i, a * i - c * g, c * d - a * f],
+        [d * h - e * g, b * g - a * h, a * e - b * d],
+    ]
+    return [[value / det for value in row] for row in adjugate]

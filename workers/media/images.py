@@ -1,4 +1,4 @@
-"""Image renditions: one reduced-scale decode, a 1600 px preview, a 400 px thumbnail, a placeholder."""
+"""Image renditions: one decode, a 1600 px preview, a 400 px thumbnail, a placeholder, a display copy."""
 
 import os
 import struct
@@ -10,19 +10,24 @@ from typing import BinaryIO
 
 from PIL import Image
 
-from workers.media.color import resizable, to_srgb
+from workers.media.codecs import prepare_heif_and_avif
+from workers.media.color import embedded_profile, resizable, to_srgb
 from workers.media.errors import MediaRejected
 from workers.media.frames import count_frames
 from workers.media.limits import MediaLimits
 from workers.media.placeholder import thumbhash
-from workers.media.sniff import SniffedType, check_dimensions, image_header_size
-from workers.media.webp import encode_webp
+from workers.media.sniff import NEEDS_DISPLAY_COPY, SniffedType, check_dimensions, image_header_size
+from workers.media.webp import MAX_SIDE as WEBP_MAX_SIDE
+from workers.media.webp import encode_jpeg, encode_webp
 
 THUMBNAIL_SIDE = 400
 PREVIEW_SIDE = 1600
 # reduce() by whole factors while at least this much resampling is left, then resample: box-reducing
 # a 12 MP image is ~10x cheaper than Lanczos over it, and the thumbnails stay >50 dB against it.
 REDUCING_GAP = 2.0
+# The display copy is what the canvas shows full size, so it is kept closer to the original than
+# the thumbnails (bench/RESULTS.md: ~4 MB for a 12 MP photo).
+DISPLAY_QUALITY = 90
 # The preview is mostly a 1/2-scale JPEG decode resampled by ~1.25, where Pillow's (antialiased)
 # bilinear costs under half of Lanczos and the difference does not show; thumbnails keep Lanczos.
 _PREVIEW_RESAMPLE = Image.Resampling.BILINEAR
@@ -50,34 +55,61 @@ class ImageRenditions:
     thumbnail: bytes  # WebP, longest side 400 (never upscaled)
     preview: bytes | None  # WebP, longest side 1600, only when the original is larger
     placeholder: str  # base64 ThumbHash
+    # Full size (capped at the pixel limit) for originals a browser cannot show: WebP, or JPEG past
+    # WebP's 16,383 px; None for types a browser displays as they are.
+    display: bytes | None = None
 
 
 Source = BinaryIO | str | os.PathLike[str]
 
 
 def make_image_renditions(source: Source, sniffed: SniffedType, limits: MediaLimits) -> ImageRenditions:
-    """Thumbnail, optional preview and placeholder from one decode; MediaRejected for hostile input."""
+    """Thumbnail, optional preview, placeholder and display copy from one decode; MediaRejected if hostile.
+
+    HEIF and AVIF: the primary image only (not a burst's other frames, a Live Photo's video, thumbnails
+    or depth maps), in its `irot`/`imir` orientation, its ICC or `nclx` colour converted to sRGB, and
+    10-bit pixels reduced to 8.
+    """
+    full = None
     with _opened(source, sniffed, limits) as im:
         orientation = _orientation(im)
-        icc_profile = im.info.get("icc_profile")
+        icc_profile = embedded_profile(im.info)
         width, height = im.size
-        preview = None
-        if max(width, height) > PREVIEW_SIDE:
+        if sniffed.mime_type in NEEDS_DISPLAY_COPY:
+            # The display copy is already sRGB and upright: the smaller renditions are cut from it.
+            full = _display_image(im, icc_profile, orientation, limits)
+        elif max(width, height) > PREVIEW_SIDE:
             preview_image = _finish(_shrunk(im, PREVIEW_SIDE, _PREVIEW_RESAMPLE), icc_profile, orientation)
-            preview = encode_webp(preview_image)
-            thumbnail_image = _resized(preview_image, _fit(preview_image.size, THUMBNAIL_SIDE))
         else:
+            preview_image = None
             thumbnail_image = _finish(_shrunk(im, THUMBNAIL_SIDE), icc_profile, orientation)
+    # The decoded original is dropped here (unless it is the display image itself) before encoding.
+    del im
+    display = None
+    if full is not None:
+        display = _encode_display(full)
+        preview_image = None
+        if max(full.size) > PREVIEW_SIDE:
+            preview_image = _resized(full, _fit(full.size, PREVIEW_SIDE), _PREVIEW_RESAMPLE)
+        else:
+            thumbnail_image = _resized(full, _fit(full.size, THUMBNAIL_SIDE))
+        del full
+    preview = None
+    if preview_image is not None:
+        preview = encode_webp(preview_image)
+        thumbnail_image = _resized(preview_image, _fit(preview_image.size, THUMBNAIL_SIDE))
     if orientation >= 5:
         width, height = height, width
-    return ImageRenditions(width, height, encode_webp(thumbnail_image), preview, thumbhash(thumbnail_image))
+    return ImageRenditions(
+        width, height, encode_webp(thumbnail_image), preview, thumbhash(thumbnail_image), display
+    )
 
 
 def make_thumbnail(source: Source, sniffed: SniffedType, limits: MediaLimits) -> bytes:
     """Only the 400 px WebP thumbnail: the fastest path, for callers that need nothing else."""
     with _opened(source, sniffed, limits) as im:
         orientation = _orientation(im)
-        return encode_webp(_finish(_shrunk(im, THUMBNAIL_SIDE), im.info.get("icc_profile"), orientation))
+        return encode_webp(_finish(_shrunk(im, THUMBNAIL_SIDE), embedded_profile(im.info), orientation))
 
 
 def _lift_pillow_bomb_limit(max_pixels: int) -> None:
@@ -101,6 +133,8 @@ def _opened(source: Source, sniffed: SniffedType, limits: MediaLimits) -> Iterat
         warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         fp = source if hasattr(source, "read") else stack.enter_context(open(source, "rb"))
         _lift_pillow_bomb_limit(limits.max_pixels)
+        if sniffed.pil_format in ("HEIF", "AVIF"):
+            prepare_heif_and_avif()
         check_dimensions(*image_header_size(fp, sniffed), limits)
         if count_frames(fp, sniffed, stop_after=limits.max_frames) > limits.max_frames:
             raise MediaRejected("too-many-frames", f"more than {limits.max_frames} frames")
@@ -158,13 +192,39 @@ def _shrunk(im: Image.Image, side: int, resample: Image.Resampling = _THUMBNAIL_
         # DCT scaling: decode at the smallest of 1/1..1/8 that still covers `target`. draft() divides
         # each side by the box's, so the box must have the output's aspect ratio, not a square.
         im.draft(None, target)
+    _load(im)
+    return _resized(resizable(im), target, resample)
+
+
+def _load(im: Image.Image) -> None:
     try:
         im.load()
     except _BOMB as error:
         raise MediaRejected("too-many-pixels", str(error)) from error
     except _DECODE_ERRORS as error:
         raise MediaRejected("corrupt", f"{im.format}: {error}") from error
-    return _resized(resizable(im), target, resample)
+
+
+def _display_image(
+    im: Image.Image, icc_profile: bytes | None, orientation: int, limits: MediaLimits
+) -> Image.Image:
+    """The whole picture as a browser shows it: sRGB, upright, at most `limits.max_pixels`."""
+    _load(im)
+    # The header was checked against the limit, but a HEIF grid may decode larger than its `ispe` says.
+    width, height = im.size
+    scale = min(1.0, (limits.max_pixels / (width * height)) ** 0.5)
+    img = _resized(resizable(im), (max(1, int(width * scale)), max(1, int(height * scale))))
+    # Turned first, then converted in place when that made a copy: at most one full-size copy beside
+    # the decoded original (a 48 MP HEIC peaked at 532 MB this way, 712 MB converting then turning).
+    for method in _TRANSPOSE.get(orientation, []):
+        img = img.transpose(method)
+    return to_srgb(img, icc_profile, in_place=img is not im)
+
+
+def _encode_display(img: Image.Image) -> bytes:
+    if max(img.size) > WEBP_MAX_SIDE:
+        return encode_jpeg(img, DISPLAY_QUALITY)
+    return encode_webp(img, DISPLAY_QUALITY)
 
 
 def _resized(

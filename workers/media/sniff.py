@@ -1,5 +1,6 @@
 """What an upload is, from its magic bytes and header alone: cheap enough for the API process."""
 
+import io
 import struct
 import warnings
 from dataclasses import dataclass
@@ -17,6 +18,11 @@ SNIFF_BYTES = 1024
 _MP4_BRANDS = frozenset({
     b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1",
     b"M4V ", b"M4VP", b"mmp4", b"dash", b"msnv", b"MSNV", b"f4v ", b"XAVC",
+})  # fmt: skip
+# ISO-BMFF brands of still images (and image sequences, of which only the primary image is used).
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_HEIF_BRANDS = frozenset({
+    b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1",
 })  # fmt: skip
 _QUICKTIME_BRAND = b"qt  "
 # Classic QuickTime files may start with these atoms instead of `ftyp`.
@@ -48,6 +54,8 @@ GIF = _image("image/gif", "GIF")
 WEBP = _image("image/webp", "WEBP")
 BMP = _image("image/bmp", "BMP")
 TIFF = _image("image/tiff", "TIFF")
+HEIC = _image("image/heic", "HEIF")
+AVIF = _image("image/avif", "AVIF")
 MP4 = _video("video/mp4", "mov")
 QUICKTIME = _video("video/quicktime", "mov")
 WEBM = _video("video/webm", "matroska")
@@ -55,12 +63,16 @@ MPEG_PS = _video("video/mpeg", "mpeg")
 MPEG_TS = _video("video/mp2t", "mpegts")
 AVI = _video("video/x-msvideo", "avi")
 
-ACCEPTED = (JPEG, PNG, GIF, WEBP, BMP, TIFF, MP4, QUICKTIME, WEBM, MPEG_PS, MPEG_TS, AVI)
+ACCEPTED = (JPEG, PNG, GIF, WEBP, BMP, TIFF, HEIC, AVIF, MP4, QUICKTIME, WEBM, MPEG_PS, MPEG_TS, AVI)
 IMAGE_FORMATS = frozenset(t.pil_format for t in ACCEPTED if t.kind == "image")
 VIDEO_DEMUXERS = frozenset(t.demuxer for t in ACCEPTED if t.kind == "video")
-ACCEPTED_DESCRIPTION = "JPEG, PNG, GIF, WebP, BMP, TIFF, MP4, MOV, WebM, MPEG, AVI"
 # How an accepted type is named on the asset row; the sniffed MIME type is what intake recorded.
 BY_MIME = {t.mime_type: t for t in ACCEPTED}
+# Originals a browser cannot show, which get a full-size `display` copy. BMP is not among them: every
+# current browser displays it. TIFF only Safari does, AVIF not older browsers, HEIC hardly any.
+NEEDS_DISPLAY_COPY = frozenset({HEIC.mime_type, AVIF.mime_type, TIFF.mime_type})
+# The accepted types in words, for people (the API's 415 message, the docs).
+ACCEPTED_DESCRIPTION = "JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC, AVIF, MP4, MOV, WebM, MPEG, AVI"
 
 
 def sniff(head: bytes) -> SniffedType | None:
@@ -115,8 +127,13 @@ def _iso_bmff(head: bytes) -> SniffedType | None:
         return QUICKTIME
     if major in _MP4_BRANDS:
         return MP4
-    compatible = {head[i : i + 4] for i in range(16, min(box_size, len(head)) - 3, 4)}
-    return MP4 if compatible & _MP4_BRANDS and not compatible & {b"heic", b"mif1", b"avif"} else None
+    brands = {major} | {head[i : i + 4] for i in range(16, min(box_size, len(head)) - 3, 4)}
+    # AVIF files list mif1 too, so AV1 is decided first; any still-image brand makes the file an image.
+    if brands & _AVIF_BRANDS:
+        return AVIF
+    if brands & _HEIF_BRANDS:
+        return HEIC
+    return MP4 if brands & _MP4_BRANDS else None
 
 
 def check_dimensions(width: int, height: int, limits: MediaLimits) -> None:
@@ -140,11 +157,18 @@ _HEADER_READERS = {
     "BMP": BmpImagePlugin.BmpImageFile,
     "TIFF": TiffImagePlugin.TiffImageFile,
 }
-_HEADER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError, KeyError)
+# Phones write kilobytes of `meta` (items, their locations and properties); EXIF and pixels are in `mdat`.
+_HEIF_META_BYTES = 4 * 1024 * 1024
+_HEADER_ERRORS = (
+    OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError, KeyError, RuntimeError,
+)  # fmt: skip
 
 
 def image_header_size(fp: BinaryIO, sniffed: SniffedType) -> tuple[int, int]:
-    """Width and height as the header declares them (before EXIF orientation), decoding no pixels."""
+    """Width and height as the header declares them (before EXIF orientation), decoding no pixels.
+
+    HEIF reports its primary image's size with `irot` already applied, as libheif will decode it.
+    """
     if sniffed.kind != "image" or sniffed.pil_format not in IMAGE_FORMATS:
         raise MediaRejected("unsupported-format", f"{sniffed.mime_type} is not an image we decode")
     fp.seek(0)
@@ -155,6 +179,8 @@ def image_header_size(fp: BinaryIO, sniffed: SniffedType) -> tuple[int, int]:
     if sniffed.pil_format == "WEBP":
         # Pillow's WebP open reads the whole file and allocates the canvas: not a header read.
         return _webp_canvas_size(head)
+    if sniffed.pil_format in ("HEIF", "AVIF"):
+        return _heif_size(fp)
     try:
         with warnings.catch_warnings():
             # Damaged metadata is for the image task to judge (it fails the asset `corrupt`); only the
@@ -170,6 +196,47 @@ def image_header_size(fp: BinaryIO, sniffed: SniffedType) -> tuple[int, int]:
     finally:
         fp.seek(0)
     return reader.size
+
+
+def _heif_size(fp: BinaryIO) -> tuple[int, int]:
+    # Imported here: the module is loaded by the API process, which reads HEIF headers only when sent one.
+    import pillow_heif
+
+    try:
+        # libheif parses the `meta` box alone (the image data is not needed to know the size); a grid's
+        # size is what its `ispe` claims, however few tiles it holds. Reported with `irot` applied.
+        return pillow_heif.open_heif(io.BytesIO(_ftyp_and_meta(fp)), convert_hdr_to_8bit=True).size
+    except _HEADER_ERRORS as error:
+        raise MediaRejected("corrupt", f"unreadable HEIF header: {error}") from error
+    finally:
+        fp.seek(0)
+
+
+def _ftyp_and_meta(fp: BinaryIO) -> bytes:
+    """The `ftyp` and `meta` boxes of an ISO-BMFF file, skipping `mdat` and the rest without reading them."""
+    # Both HEIC and AVIF readers (libheif, libavif) read the whole file; the API should not hold a
+    # 25 MiB upload in memory to learn a size from a few kilobytes of boxes.
+    kept = b""
+    fp.seek(0)
+    while len(kept) <= _HEIF_META_BYTES:
+        header = fp.read(8)
+        if len(header) < 8:
+            break
+        size, kind = struct.unpack(">I4s", header)
+        if size == 1:
+            header += fp.read(8)
+            size = struct.unpack_from(">Q", header, 8)[0] if len(header) == 16 else 0
+        if kind in (b"ftyp", b"meta"):
+            if not len(header) <= size <= _HEIF_META_BYTES:
+                raise ValueError(f"{kind.decode()} box of {size} bytes")
+            kept += header + fp.read(size - len(header))
+            if kind == b"meta":
+                return kept
+        elif size < len(header):  # 0: the box runs to the end of the file, and no `meta` came first
+            break
+        else:
+            fp.seek(size - len(header), 1)
+    raise ValueError("no meta box")
 
 
 def _webp_canvas_size(head: bytes) -> tuple[int, int]:

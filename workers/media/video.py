@@ -18,6 +18,17 @@ from workers.media.webp import encode_webp
 
 POSTER_SIDE = 400
 POSTER_AT = 0.10  # fraction of the duration where the poster is taken
+# ffprobe's color_transfer names of the HDR transfers: PQ (HDR10, Dolby Vision base) and HLG (phones).
+HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
+# Only these values are written into the tone-mapping filter; anything else falls back to BT.2020's.
+_ZSCALE_PRIMARIES = frozenset({"bt709", "bt2020", "smpte431", "smpte432"})
+_ZSCALE_MATRICES = frozenset({"bt709", "bt2020nc", "bt2020c"})
+_ZSCALE_RANGES = frozenset({"tv", "pc"})
+# BT.2408's HDR reference white, mapped to SDR white: a scene's diffuse white keeps its SDR brightness.
+REFERENCE_WHITE_NITS = 203
+# Mobius keeps the signal linear up to 70 % of reference white and rolls off above it, so speculars up
+# to the HDR peak are compressed into SDR instead of clipped (bench/RESULTS.md compares the choices).
+_TONEMAP = "tonemap=mobius:param=0.7:desat=0"
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,16 @@ class VideoInfo:
     frame_rate: float | None
     rotation: int  # clockwise degrees applied for display: 0, 90, 180 or 270
     stream_index: int = 0  # the container's index of the video stream described
+    # Colour as ffprobe names it (color_transfer, color_primaries, color_space, color_range), or None.
+    transfer: str | None = None
+    primaries: str | None = None
+    matrix: str | None = None
+    colour_range: str | None = None
+
+    @property
+    def hdr(self) -> bool:
+        """Whether frames are PQ or HLG, which need tone mapping to look right in SDR."""
+        return self.transfer in HDR_TRANSFERS
 
 
 @dataclass(frozen=True)
@@ -65,7 +86,7 @@ def probe_command(path: str, sniffed: SniffedType) -> list[str]:
 
 
 def probe_video(path: str, sniffed: SniffedType, limits: MediaLimits) -> VideoInfo:
-    """Duration, display size, codec, frame rate and rotation, refusing what breaks the documented limits."""
+    """Duration, display size, codec, frame rate, rotation and transfer, refusing what breaks the limits."""
     argv = probe_command(path, sniffed)
     _require_content(path)
     completed = run_limited(argv, limits, limits.probe_timeout_seconds)
@@ -87,11 +108,12 @@ def video_info(report: dict, limits: MediaLimits) -> VideoInfo:
     if not streams:
         raise MediaRejected("no-video-stream")
     stream = streams[0]
+    # The coded frame is what a decoder allocates, whatever the sample aspect ratio stretches it to.
+    check_dimensions(int(stream.get("width") or 0), int(stream.get("height") or 0), limits)
     width, height = _display_size(stream)
     rotation = _rotation(stream)
     if rotation in (90, 270):
         width, height = height, width
-    check_dimensions(width, height, limits)
     duration = _number(report.get("format", {}).get("duration")) or _number(stream.get("duration"))
     if not duration or duration <= 0:
         raise MediaRejected("corrupt", "no duration")
@@ -105,7 +127,15 @@ def video_info(report: dict, limits: MediaLimits) -> VideoInfo:
         frame_rate=_rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")),
         rotation=rotation,
         stream_index=int(stream.get("index", 0)),
+        transfer=_name(stream.get("color_transfer")),
+        primaries=_name(stream.get("color_primaries")),
+        matrix=_name(stream.get("color_space")),
+        colour_range=_name(stream.get("color_range")),
     )
+
+
+def _name(value: object) -> str | None:
+    return value if isinstance(value, str) and value not in ("", "unknown", "reserved") else None
 
 
 def _number(value: object) -> float | None:
@@ -160,11 +190,14 @@ def poster_command(path: str, sniffed: SniffedType, info: VideoInfo, at: float) 
     # that keyframe: short generated clips often have a single keyframe, at 0 s.
     # ffmpeg autorotates before the scale filter, so the display size is what we scale to.
     seek = {"ss": f"{at:.3f}"} if at > 0 else {}
+    filters = f"scale={width}:{height}:flags=lanczos,setsar=1"
+    if info.hdr:
+        filters += "," + tone_map_filter(info)
     source = ffmpeg.input(_file_url(path), f=_demuxer(sniffed), protocol_whitelist="file", threads=1, **seek)
     output = source.output(
         "pipe:",
         map=f"0:{info.stream_index}",
-        vf=f"scale={width}:{height}:flags=lanczos,setsar=1",
+        vf=filters,
         vframes=1,
         format="rawvideo",
         pix_fmt="rgb24",
@@ -174,6 +207,25 @@ def poster_command(path: str, sniffed: SniffedType, info: VideoInfo, at: float) 
         dn=None,
     )
     return ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-filter_threads", "1", *output.get_args()]
+
+
+def tone_map_filter(info: VideoInfo) -> str:
+    """zscale + tonemap from the video's PQ/HLG BT.2020 (as probed) to SDR BT.709 RGB."""
+    # Run after the scale to poster size: the float conversions then cost a poster's pixels, not 4K's.
+    # 4:4:4 first: zscale refuses subsampled frames of odd size, and posters often have an odd side.
+    primaries = info.primaries if info.primaries in _ZSCALE_PRIMARIES else "bt2020"
+    matrix = info.matrix if info.matrix in _ZSCALE_MATRICES else "bt2020nc"
+    colour_range = info.colour_range if info.colour_range in _ZSCALE_RANGES else "tv"
+    return ",".join((
+        "format=yuv444p16le",
+        f"zscale=tin={info.transfer}:pin={primaries}:min={matrix}:rin={colour_range}"
+        f":t=linear:npl={REFERENCE_WHITE_NITS}",
+        "format=gbrpf32le",
+        "zscale=p=bt709",
+        _TONEMAP,
+        "zscale=t=bt709:m=bt709:r=pc",
+        "format=gbrp",
+    ))  # fmt: skip
 
 
 def poster_time(duration: float) -> float:

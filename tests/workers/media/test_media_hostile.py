@@ -11,11 +11,12 @@ import pytest
 from PIL import GifImagePlugin, Image, ImageFile
 
 from tests.workers.media import hostile_media as media
+from tests.workers.media import phone_media as phone
 from workers.media.children import limited
 from workers.media.errors import MediaRejected
 from workers.media.images import make_image_renditions
 from workers.media.limits import MediaLimits
-from workers.media.sniff import JPEG, MP4, PNG, SNIFF_BYTES, SniffedType, sniff
+from workers.media.sniff import AVIF, HEIC, JPEG, MP4, PNG, SNIFF_BYTES, SniffedType, image_header_size, sniff
 from workers.media.video import probe_video
 
 LIMITS = MediaLimits()
@@ -49,6 +50,33 @@ def test_png_declaring_fifty_thousand_pixels_square_is_refused_as_too_large_with
         refusal(make_image_renditions, io.BytesIO(content), sniff(content), LIMITS) == "too-large-dimensions"
     )
     assert pixel_work == []
+
+
+def test_heic_whose_grid_claims_fifty_thousand_pixels_square_is_refused_from_its_header(
+    pixel_work: list[str],
+) -> None:
+    content = phone.huge_grid_heic(50_000)
+    assert sniff(content) == HEIC
+    assert image_header_size(io.BytesIO(content), HEIC) == (50_000, 50_000)
+    assert (
+        refusal(make_image_renditions, io.BytesIO(content), sniff(content), LIMITS) == "too-large-dimensions"
+    )
+    assert pixel_work == []
+
+
+def test_truncated_avif_is_refused_as_corrupt() -> None:
+    content = phone.truncated_avif()
+    assert sniff(content) == AVIF
+    assert refusal(make_image_renditions, io.BytesIO(content), AVIF, LIMITS) == "corrupt"
+
+
+def test_heif_whose_image_item_points_outside_the_file_is_refused_as_corrupt() -> None:
+    content = phone.heif_item_outside_file()
+    assert sniff(content) == HEIC
+    assert refusal(make_image_renditions, io.BytesIO(content), HEIC, LIMITS) == "corrupt"
+    # The process is unharmed: the next HEIC renders.
+    good = phone.heic(media.pattern(320, 240))
+    assert make_image_renditions(io.BytesIO(good), HEIC, LIMITS).width == 320
 
 
 def test_image_within_each_side_but_over_the_pixel_limit_is_refused_as_too_many_pixels() -> None:

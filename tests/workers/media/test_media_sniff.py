@@ -8,6 +8,7 @@ import pytest
 from PIL import ImageFile
 
 from tests.workers.media import hostile_media as media
+from tests.workers.media import phone_media as phone
 from workers.media.errors import MediaRejected
 from workers.media.limits import MediaLimits
 from workers.media.sniff import SNIFF_BYTES, check_dimensions, image_header_size, sniff
@@ -20,9 +21,12 @@ IMAGES = {
     "image/webp": lambda: media.animated("WEBP", 64, 48),
     "image/bmp": lambda: media.encode(media.pattern(64, 48), "BMP"),
     "image/tiff": lambda: media.encode(media.pattern(64, 48), "TIFF"),
+    "image/heic": lambda: phone.heic(media.pattern(64, 48)),
+    "image/avif": lambda: phone.avif(media.pattern(64, 48)),
 }
 PIL_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF", "image/webp": "WEBP",
-               "image/bmp": "BMP", "image/tiff": "TIFF"}  # fmt: skip
+               "image/bmp": "BMP", "image/tiff": "TIFF", "image/heic": "HEIF",
+               "image/avif": "AVIF"}  # fmt: skip
 VIDEOS = {
     "mp4": ("video/mp4", "mov"),
     "mov": ("video/quicktime", "mov"),
@@ -52,6 +56,42 @@ def test_each_accepted_video_container_is_recognised_with_the_demuxer_to_force(
     assert sniff(_head(videos[name])) == Sniffed("video", mime_type, None, demuxer)
 
 
+def _ftyp(major: bytes, *compatible: bytes) -> bytes:
+    brands = major + bytes(4) + b"".join(compatible)
+    return struct.pack(">I", 8 + len(brands)) + b"ftyp" + brands + bytes(16)
+
+
+@pytest.mark.parametrize(
+    ("head", "mime_type"),
+    [
+        (_ftyp(b"heic", b"mif1", b"heic"), "image/heic"),
+        (_ftyp(b"mif1", b"heic", b"miaf"), "image/heic"),
+        (_ftyp(b"msf1", b"hevc", b"iso8"), "image/heic"),
+        (_ftyp(b"avif", b"mif1", b"avif", b"miaf"), "image/avif"),
+        (_ftyp(b"mif1", b"avif", b"miaf"), "image/avif"),
+        (_ftyp(b"avis", b"msf1", b"iso8"), "image/avif"),
+        (_ftyp(b"isom", b"iso2", b"avc1", b"mp41"), "video/mp4"),
+        (_ftyp(b"mp42", b"isom", b"mif1"), "video/mp4"),
+        (_ftyp(b"qt  ", b"qt  "), "video/quicktime"),
+        (_ftyp(b"M4A ", b"isom", b"heic"), "image/heic"),
+    ],
+    ids=[
+        "heic",
+        "mif1-heic",
+        "heic-sequence",
+        "avif",
+        "mif1-avif",
+        "avif-sequence",
+        "mp4",
+        "mp4-major",
+        "quicktime",
+        "image-brand-over-mp4-compatible",
+    ],
+)
+def test_iso_bmff_brands_tell_heic_and_avif_from_mp4_and_quicktime(head: bytes, mime_type: str) -> None:
+    assert sniff(head).mime_type == mime_type
+
+
 NOT_ACCEPTED = {
     "zero bytes": media.zero_bytes(),
     "text named .jpg": media.text_as_jpg(),
@@ -61,8 +101,7 @@ NOT_ACCEPTED = {
     "hls playlist": media.hls_playlist(),
     "ffconcat list": media.ffconcat_file(),
     "html": b"<!doctype html><html><body>hi</body></html>",
-    "heic": struct.pack(">I", 24) + b"ftypheic\x00\x00\x00\x00mif1heic",
-    "avif": struct.pack(">I", 24) + b"ftypavif\x00\x00\x00\x00mif1avif",
+    "canon cr3 raw": _ftyp(b"crx ", b"crx "),
     "matroska that is not webm": b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x88matroska" + bytes(40),
     "bigtiff": b"II+\x00\x08\x00\x00\x00" + bytes(32),
     "BM text": b"BM is how this note starts, it is not a bitmap at all\n",
@@ -149,3 +188,31 @@ def test_pixel_count_over_the_limit_is_too_many_pixels_even_when_each_side_fits(
     with pytest.raises(MediaRejected) as refused:
         check_dimensions(5_000, 5_000, MediaLimits(max_pixels=20_000_000))
     assert refused.value.code == "too-many-pixels"
+
+
+class CountingReader(io.BytesIO):
+    """A file object that counts the bytes read from it."""
+
+    bytes_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.bytes_read += len(data)
+        return data
+
+
+@pytest.mark.parametrize("make", [phone.heic, phone.avif], ids=["heic", "avif"])
+def test_header_size_of_heic_and_avif_reads_their_boxes_not_their_image_data(make) -> None:
+    content = make(media.pattern(1600, 1200))
+    fp = CountingReader(content)
+    assert image_header_size(fp, sniff(content)) == (1600, 1200)
+    assert fp.bytes_read < 4096 < len(content) // 4
+
+
+def test_heic_whose_meta_box_claims_more_than_the_bound_is_corrupt() -> None:
+    content = bytearray(phone.heic(media.pattern(64, 48)))
+    meta = content.find(b"meta") - 4
+    struct.pack_into(">I", content, meta, 64 * 1024 * 1024)
+    with pytest.raises(MediaRejected) as refused:
+        image_header_size(io.BytesIO(bytes(content)), sniff(bytes(content)))
+    assert refused.value.code == "corrupt"

@@ -16,8 +16,8 @@ from models.asset_lifecycle import claim_for_rendering, create_import, create_up
 from models.assets import delete_asset
 from models.canvas import parse_canvas_state
 from models.errors import GenerationQuotaExceeded
-from models.generations import reserve
 from models.project_thumbnails import record_thumbnail
+from models.reservations import reserve
 from models.storage.keys import original_key
 from models.users import ensure_user
 from web.events.relay import libpq_url

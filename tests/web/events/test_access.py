@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from models.generations import reserve
+from models.reservations import reserve
 from tests.conftest import build_services
 from tests.web.events.sse import open_stream
 from web.events.app import create_events_app

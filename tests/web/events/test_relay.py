@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from models.asset_lifecycle import create_import
-from models.generations import reserve
+from models.reservations import reserve
 from models.users import ensure_user
 from tests.conftest import build_services
 from tests.processes import wait_until

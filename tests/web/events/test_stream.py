@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from models import projects
-from models.generations import reserve
+from models.reservations import reserve
 from tests.web.events.sse import open_stream
 
 pytestmark = pytest.mark.e2e

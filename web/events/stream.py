@@ -6,7 +6,7 @@ import queue
 from collections.abc import Iterator
 
 from models.events import EventType
-from web.events.hub import CLOSED, Hub, Subscription
+from web.events.hub import CLOSED, Subscription
 from web.events.log import Entry, EventLog, id_key
 
 RETRY_MS = 3000
@@ -37,7 +37,7 @@ class Opening:
                 self.reset = True
 
 
-def event_stream(hub: Hub, opening: Opening, ping_seconds: float) -> Iterator[str]:
+def event_stream(opening: Opening, ping_seconds: float) -> Iterator[str]:
     """The stream's text; ends when the hub closes it or the client goes (the server stops writing)."""
     subscription = opening.subscription
     yield f"retry: {RETRY_MS}\n\n"

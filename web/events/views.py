@@ -39,7 +39,7 @@ def stream():
         raise ServiceUnavailable("The event stream is unavailable; try again.") from None
     ping = services().settings.events_ping_seconds
     response = Response(
-        event_stream(machinery.hub, opening, ping),
+        event_stream(opening, ping),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -13,10 +13,10 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Text, bindparam, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from models.presenters import Presented, present_asset, present_project, usage_body
+from models.presenters import Presented, present_asset, project_body, project_urls, usage_body
 from models.tables import Asset, Project, User
 
 CHANNEL = "iskra_events"
@@ -59,14 +59,19 @@ def asset_deleted(session: Session, user_id: str, asset_id: uuid.UUID | str) -> 
 
 def project_changed(session: Session, project_id: uuid.UUID | str) -> None:
     """A `project` event after a save, rename or thumbnail render, as the project now is."""
-    row = session.execute(
-        select(
-            Project.user_id, Project.name, Project.revision, Project.last_saved_at, Project.thumbnail_key
-        ).where(Project.id == _uuid(project_id))
-    ).one_or_none()
-    if row is not None:
-        presented = present_project(project_id, row.name, row.revision, row.last_saved_at, row.thumbnail_key)
-        record(session, row.user_id, EventType.PROJECT, presented)
+    session.execute(select(project_notification()).where(Project.id == _uuid(project_id)))
+
+
+def project_notification() -> ColumnElement[Any]:
+    """The NOTIFY of a project's event, as SQL over its row: for a SELECT, or the RETURNING of an UPDATE."""
+    event = func.json_build_object(
+        literal_column("'n'"), cast(bindparam("notification", secrets.token_hex(8)), Text),
+        literal_column("'u'"), Project.user_id,
+        literal_column("'t'"), literal_column(f"'{EventType.PROJECT}'"),
+        literal_column("'b'"), project_body(),
+        literal_column("'s'"), project_urls(),
+    )  # fmt: skip
+    return func.pg_notify(CHANNEL, cast(event, Text))
 
 
 def project_deleted(session: Session, user_id: str, project_id: uuid.UUID | str) -> None:

@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from pydantic.alias_generators import to_camel
+from sqlalchemy import BigInteger, ColumnElement, Text, cast, func, literal_column, null
 
 from models.renditions import RENDITION_COLUMNS, rendition_key_of
-from models.tables import Asset
+from models.tables import Asset, Project
 from workers.media.sniff import NEEDS_DISPLAY_COPY
 
 # A storage key and the content type to serve it as (None: as stored) to a signed URL: Services.signed_url.
@@ -93,18 +94,29 @@ def present_asset(asset: Asset) -> Presented:
     return Presented(body, urls)
 
 
-def present_project(
-    project_id: Any, name: str, revision: int, last_saved_at: datetime, thumbnail_key: str | None
-) -> Presented:
-    """A project's `project` event: what a save, rename or thumbnail render changes."""
-    body = {
-        "id": str(project_id),
-        "name": name,
-        "revision": revision,
-        "lastSavedAt": epoch_ms(last_saved_at),
-        "thumbnailUrl": None,
-    }
-    return Presented(body, {"thumbnailUrl": (thumbnail_key, None)})
+def project_body() -> ColumnElement[Any]:
+    """A project's `project` event body as SQL over its row, `thumbnailUrl` left null for the signer.
+
+    SQL, so that an autosave records its event in the RETURNING of its one UPDATE.
+    """
+    return func.json_build_object(
+        literal_column("'id'"), cast(Project.id, Text),
+        literal_column("'name'"), Project.name,
+        literal_column("'revision'"), Project.revision,
+        literal_column("'lastSavedAt'"), _epoch_ms(Project.last_saved_at),
+        literal_column("'thumbnailUrl'"), null(),
+    )  # fmt: skip
+
+
+def _epoch_ms(column: Any) -> ColumnElement[int]:
+    return cast(func.floor(func.extract("epoch", column) * 1000), BigInteger)
+
+
+def project_urls() -> ColumnElement[Any]:
+    """The (key, content type) to sign into the project body's `thumbnailUrl`, as SQL."""
+    return func.json_build_object(
+        literal_column("'thumbnailUrl'"), func.json_build_array(Project.thumbnail_key, null())
+    )
 
 
 def usage_body(report: Any, now: datetime | None = None) -> dict[str, Any]:

@@ -122,12 +122,12 @@ def save_state(
             last_saved_at=func.now(),
             updated_at=func.now(),
         )
-        .returning(Project.revision, Project.last_saved_at)
+        # The save's event is recorded by this same statement (a save stays one UPDATE).
+        .returning(Project.revision, Project.last_saved_at, events.project_notification())
         .execution_options(synchronize_session=False)
     ).one_or_none()
     if row is None:
         _refuse_failed_save(session, user_id, pid)
-    events.project_changed(session, pid)
     return Saved(row.revision, row.last_saved_at, images, videos)
 
 

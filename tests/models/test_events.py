@@ -38,7 +38,8 @@ def recorded(connection) -> Iterator[Recorded]:
     seen = Recorded()
 
     def spy(_conn, _cursor, statement, parameters, _context, _many) -> None:
-        if "pg_notify" in statement:
+        # Events built in Python arrive as (channel, payload); a project's is built in SQL (test below).
+        if "pg_notify" in statement and len(parameters) == 2:
             channel, payload = parameters.values()
             assert channel == events.CHANNEL
             seen.append(json.loads(payload))
@@ -106,22 +107,49 @@ def test_a_delete_records_the_usage_given_back_and_the_deleted_asset(session, re
     assert recorded[1]["b"] == {"id": str(asset.id), "status": "deleted"}
 
 
-def test_project_saves_renames_renders_and_deletes_each_record_a_project_event(session, recorded):
-    user_id = _user(session)
-    project = projects.create_project(session, user_id, "Mine", max_projects=100)
-    raw = '{"elements": [], "lastModified": 1}'
-    projects.save_state(session, user_id, str(project.id), raw, parse_canvas_state(raw.encode(), 1000), None)
-    projects.rename_project(session, user_id, str(project.id), "Renamed")
-    record_thumbnail(session, project.id, 1, "projects/thumb-1.webp")
-    projects.delete_project(session, user_id, str(project.id))
+def _delivered(engine, settings, change) -> list[dict]:
+    """The events PostgreSQL delivers for `change(session)`, committed; the user's rows are removed after."""
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    with psycopg.connect(libpq_url(settings.database_url), autocommit=True) as listener:
+        listener.execute(f"LISTEN {events.CHANNEL}")
+        with sessions.begin() as session:
+            user_id = _user(session)
+            change(session, user_id)
+        delivered = [json.loads(note.payload) for note in listener.notifies(timeout=1.0)]
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM projects WHERE user_id = :u"), {"u": user_id})
+        connection.execute(text("DELETE FROM users WHERE user_id = :u"), {"u": user_id})
+    return [item for item in delivered if item["u"] == user_id]
 
-    bodies = [item["b"] for item in recorded.of("project") if item["b"]["id"] == str(project.id)]
+
+def test_project_saves_renames_renders_and_deletes_each_record_a_project_event(engine, settings):
+    raw = '{"elements": [], "lastModified": 1}'
+    created = {}
+
+    def change(session, user_id):
+        project = created["project"] = projects.create_project(session, user_id, "Mine", max_projects=100)
+        state = parse_canvas_state(raw.encode(), 1000)
+        saved = projects.save_state(session, user_id, str(project.id), raw, state, None)
+        created["saved_at"] = saved.last_saved_at
+        projects.rename_project(session, user_id, str(project.id), "Renamed")
+        record_thumbnail(session, project.id, 1, "projects/thumb-1.webp")
+        projects.delete_project(session, user_id, str(project.id))
+
+    delivered = _delivered(engine, settings, change)
+
+    project_id = str(created["project"].id)
+    mine = [item for item in delivered if item["t"] == "project" and item["b"]["id"] == project_id]
+    bodies = [item["b"] for item in mine]
     assert [(body.get("name"), body.get("revision")) for body in bodies[:4]] == [
         ("Mine", 0), ("Mine", 1), ("Renamed", 1), ("Renamed", 1)
     ]  # fmt: skip
-    assert recorded.of("project")[-2]["s"]["thumbnailUrl"] == ["projects/thumb-1.webp", None]
-    assert bodies[-1] == {"id": str(project.id), "deleted": True}
+    assert bodies[1]["lastSavedAt"] == int(created["saved_at"].timestamp() * 1000)
+    assert [item.get("s") for item in mine[:4]] == [{"thumbnailUrl": [None, None]}] * 3 + [
+        {"thumbnailUrl": ["projects/thumb-1.webp", None]}
+    ]
+    assert bodies[-1] == {"id": project_id, "deleted": True}
     assert set(bodies[1]) == {"id", "name", "revision", "lastSavedAt", "thumbnailUrl"}
+    assert len({item["n"] for item in mine}) == len(mine)
 
 
 def test_a_generation_reservation_records_usage_and_a_refused_one_records_nothing(session, recorded):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -54,7 +55,15 @@ class EventsServer:
 def start_events_server(settings: Settings, log_path: Path, **env: str):
     """A running events process (a context manager) whose relay is listening once it is entered."""
     port = free_port()
-    environment = {**settings_env(settings), "EVENTS_PING_SECONDS": str(PING_SECONDS), **env}
+    environment = {
+        **settings_env(settings),
+        "EVENTS_PING_SECONDS": str(PING_SECONDS),
+        # Every test client is 127.0.0.1: the refusals tested here must not be throttled by the whole suite's.
+        "RATE_LIMIT_OVERRIDES": json.dumps(
+            {"default": {"ip": {"perMinute": None, "perHour": None, "perDay": None}}}
+        ),
+        **env,
+    }
     process = running(events_command(port), environment, log_path)
     return port, process
 

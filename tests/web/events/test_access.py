@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 
 import pytest
@@ -19,7 +20,10 @@ ORIGIN = "http://localhost:3000"
 @pytest.fixture
 def events_client(settings, engine, sessions):
     """The events app in this process (relay and hub not started: nothing here reaches a live stream)."""
-    return create_events_app(settings, build_services(settings, engine, sessions)).test_client()
+    client = create_events_app(settings, build_services(settings, engine, sessions)).test_client()
+    # An address of its own: refusals count against the caller's address, and other tests use 127.0.0.1.
+    client.environ_base["REMOTE_ADDR"] = f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"
+    return client
 
 
 def _assert_unauthorized(response) -> None:

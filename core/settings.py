@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     max_processing_attempts: int = 6
     abandoned_upload_grace_minutes: int = 60
     project_thumbnail_debounce_seconds: float = 5.0
+    # Resident-memory ceiling of one task process; a task that would pass it fails `too-large`.
+    worker_memory_limit_mb: int = Field(default=512, ge=64)
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -202,10 +204,18 @@ def generate_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+MIB = 1024 * 1024
+# Address space ffmpeg maps without making it resident (codec libraries, thread pools): it does not even
+# start under 384 MiB, while a 4K poster frame peaks at ~80 MiB resident. Its RLIMIT_AS is the task
+# process ceiling plus this.
+FFMPEG_MAPPED_MB = 1024
+
+
 def media_limits(settings: Settings) -> MediaLimits:
     """The media bounds this deployment configures, as the plain values media functions take."""
     return MediaLimits(
         max_dimension=settings.max_dimension,
         max_pixels=settings.max_image_pixels,
         max_video_seconds=settings.max_video_seconds,
+        child_memory_bytes=(settings.worker_memory_limit_mb + FFMPEG_MAPPED_MB) * MIB,
     )

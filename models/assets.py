@@ -59,6 +59,17 @@ def get_owned_asset(session: Session, user_id: str, asset_id: str, *, for_update
     return asset
 
 
+def get_owned_assets(
+    session: Session, user_id: str, asset_ids: list[uuid.UUID], *, asset_type: str | None = None
+) -> list[Asset]:
+    """The user's assets among `asset_ids`, in that order; anyone else's and missing ones are left out."""
+    query = select(Asset).where(Asset.user_id == user_id, Asset.id.in_(asset_ids))
+    if asset_type:
+        query = query.where(Asset.type == asset_type)
+    found = {asset.id: asset for asset in session.scalars(query)}
+    return [found[asset_id] for asset_id in asset_ids if asset_id in found]
+
+
 def delete_asset(session: Session, user_id: str, asset_id: str) -> None:
     """Delete the row, give its bytes back and outbox its objects, all in the caller's transaction."""
     asset = get_owned_asset(session, user_id, asset_id, for_update=True)

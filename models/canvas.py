@@ -94,13 +94,13 @@ def parse_canvas_state(raw: bytes, max_elements: int) -> CanvasState:
     try:
         state = CanvasState.model_validate_json(raw)
     except ValidationError as error:
-        errors = error.errors(include_url=False, include_context=False, include_input=False)
+        errors = schema_errors(error)
         raise ValidationFailed(
             "The canvas state does not match the schema.",
-            errors=[_jsonable(item) for item in errors[:MAX_REPORTED_ERRORS]],
+            errors=errors[:MAX_REPORTED_ERRORS],
             errorCount=len(errors),
         ) from None
-    _check_numbers_fit_jsonb(raw)
+    check_numbers_fit_jsonb(raw)
     if len(state.elements) > max_elements:
         raise ValidationFailed(f"A project holds at most {max_elements} elements; got {len(state.elements)}.")
     return state
@@ -128,7 +128,7 @@ def _numeric_fits(token: str) -> float:
     return 0.0
 
 
-def _check_numbers_fit_jsonb(raw: bytes) -> None:
+def check_numbers_fit_jsonb(raw: bytes) -> None:
     """ValidationFailed (422) when a number in the body, as written, would overflow PostgreSQL's numeric."""
     # The body already passed the schema, so it is JSON of bounded depth; the stdlib parser hands the hooks
     # each number's text, which is what the database will parse.
@@ -145,5 +145,7 @@ def _check_numbers_fit_jsonb(raw: bytes) -> None:
         ) from None
 
 
-def _jsonable(error: Any) -> dict[str, Any]:
-    return {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+def schema_errors(error: ValidationError) -> list[dict[str, Any]]:
+    """A validation failure's problems as JSON: where, what and its pydantic type."""
+    items = error.errors(include_url=False, include_context=False, include_input=False)
+    return [{"loc": list(item["loc"]), "msg": item["msg"], "type": item["type"]} for item in items]

@@ -43,12 +43,24 @@ class TooManyProjects(Conflict):
     type, title = "too-many-projects", "Project limit reached"
 
 
+class IdempotencyKeyInUse(Conflict):
+    type, title = "idempotency-key-in-use", "A request with this Idempotency-Key is still running"
+
+
 class ReservationClosed(Conflict):
     type, title = "reservation-closed", "The reservation holds nothing more"
 
 
+class PatchConflict(Conflict):
+    type, title = "patch-conflict", "The patch does not apply to the current state"
+
+
 class PreconditionFailed(DomainError):
     type, status, title = "revision-mismatch", 412, "The project changed since it was read"
+
+
+class PreconditionRequired(DomainError):
+    type, status, title = "precondition-required", 428, "This change needs If-Match"
 
 
 class PayloadTooLarge(DomainError):
@@ -61,6 +73,14 @@ class UnsupportedMediaType(DomainError):
 
 class InvalidMedia(DomainError):
     type, status, title = "invalid-media", 422, "The media breaks the limits"
+
+
+class InvalidIdempotencyKey(BadRequest):
+    type, title = "invalid-idempotency-key", "The Idempotency-Key header is not valid"
+
+
+class IdempotencyKeyReused(DomainError):
+    type, status, title = "idempotency-key-reused", 422, "This Idempotency-Key was used for another request"
 
 
 class QuotaExceeded(DomainError):
@@ -93,3 +113,7 @@ class InvalidDownloadLink(DomainError):
 
 class RateLimiterUnavailable(ServiceUnavailable):
     type, title = "rate-limiter-unavailable", "Rate limits cannot be checked"
+
+
+class IdempotencyUnavailable(ServiceUnavailable):
+    type, title = "idempotency-unavailable", "Idempotency keys cannot be checked"

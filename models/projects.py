@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,7 +14,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session, load_only
 
 from models import events
-from models.canvas import CanvasState
+from models.canvas import CanvasState, Element
+from models.canvas_patches import AssetReference
 from models.errors import BadRequest, NotFound, PreconditionFailed, TooManyProjects, ValidationFailed
 from models.tables import Asset, PendingDeletion, Project, User
 
@@ -105,12 +107,24 @@ def save_state(
 ) -> Saved:
     """Store a validated canvas as sent, in one UPDATE; `expected_revisions` is the If-Match (None: any)."""
     pid = parse_id(project_id)
-    _check_asset_ownership(session, user_id, state)
+    check_asset_ownership(session, user_id, list(enumerate(state.elements)))
+    return store_state(session, user_id, pid, raw_state, state, expected_revisions)
+
+
+def store_state(
+    session: Session,
+    user_id: str,
+    pid: uuid.UUID,
+    raw_state: str,
+    state: CanvasState,
+    expected_revisions: list[int] | None,
+) -> Saved:
+    """The one UPDATE of every save: the canvas text as validated, the revision bumped, counts recounted."""
     images, videos = state.counts()
     conditions = [Project.id == pid, Project.user_id == user_id]
     if expected_revisions is not None:
         conditions.append(Project.revision.in_(expected_revisions))
-    # The raw text goes to jsonb as sent: no Python re-serialisation, no defaults added.
+    # The text goes to jsonb exactly as it was validated (a full save's body as sent): no defaults added.
     row = session.execute(
         update(Project)
         .where(*conditions)
@@ -136,19 +150,36 @@ def _refuse_failed_save(session: Session, user_id: str, pid: uuid.UUID) -> None:
     current = session.scalar(select(Project.revision).where(Project.id == pid, Project.user_id == user_id))
     if current is None:
         raise NotFound("No such project.")
+    raise stale_revision(current)
+
+
+def stale_revision(current: int) -> PreconditionFailed:
+    """The 412 of a save whose If-Match is not the current revision, with the current ETag."""
     error = PreconditionFailed(
         f"The project is at revision {current}; reload it and save again.", currentRevision=current
     )
     error.headers["ETag"] = etag(current)
-    raise error
+    return error
 
 
-def _check_asset_ownership(session: Session, user_id: str, state: CanvasState) -> None:
-    """Refuse elements whose asset is not the caller's (or not of the type the element claims)."""
-    referenced = state.asset_ids()
-    if not referenced:
+def check_asset_ownership(
+    session: Session,
+    user_id: str,
+    elements: list[tuple[int, Element]],
+    already_named: Container[AssetReference] = frozenset(),
+) -> None:
+    """Refuse (index, element)s whose asset is not the caller's (or not of the type the element claims).
+
+    Pairs of (assetId, assetType) in `already_named` were checked when the stored canvas was saved.
+    """
+    checked = [
+        (index, element)
+        for index, element in elements
+        if element.assetId is not None and (element.assetId, element.assetType) not in already_named
+    ]
+    if not checked:
         return
-    ids = [parsed for value in referenced if (parsed := asset_uuid(value)) is not None]
+    ids = list({parsed for _, element in checked if (parsed := asset_uuid(element.assetId)) is not None})
     owned = dict(
         session.execute(
             select(Asset.id, Asset.type).where(
@@ -156,9 +187,7 @@ def _check_asset_ownership(session: Session, user_id: str, state: CanvasState) -
             )
         ).all()
     )
-    for index, element in enumerate(state.elements):
-        if element.assetId is None:
-            continue
+    for index, element in checked:
         asset_type = owned.get(asset_uuid(element.assetId))
         if asset_type is None or (element.assetType is not None and element.assetType != asset_type):
             raise ValidationFailed(

@@ -38,6 +38,7 @@ EXPOSED_HEADERS = [
     "RateLimit-Policy",
     "RateLimit",
     "WWW-Authenticate",
+    "Idempotent-Replayed",
 ]
 
 
@@ -93,7 +94,14 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
         app,
         origins=exact_origin_patterns(settings.cors_allowed_origins),
         expose_headers=EXPOSED_HEADERS,
-        allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "If-Match",
+            "If-None-Match",
+            "Idempotency-Key",
+            "X-Request-ID",
+        ],
         methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         max_age=600,
     )

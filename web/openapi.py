@@ -58,4 +58,18 @@ def register_openapi(app: Flask) -> None:
 
     @app.get("/openapi.json")
     def openapi_document() -> Any:
-        return jsonify(api.spec)
+        return jsonify(_declared_media_types(api.spec))
+
+
+def _declared_media_types(spec: dict[str, Any]) -> dict[str, Any]:
+    """List a request body under the media type its schema declares (`x-media-type`), not under JSON."""
+    schemas = spec["components"]["schemas"]
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            content = operation.get("requestBody", {}).get("content", {})
+            body = content.get("application/json")
+            name = (body or {}).get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+            media_type = schemas.get(name, {}).get("x-media-type")
+            if media_type:
+                content[media_type] = content.pop("application/json")
+    return spec

@@ -7,6 +7,7 @@ refuses the moment the plan's per-file limit is passed. Nothing is stored until 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +43,7 @@ FORM_OVERHEAD_BYTES = 128 * 1024
 # parts included, so it must stay well above the read size; the schemas bound the fields' content.
 FIELD_BYTES = 512 * 1024
 MAX_PARTS = 8
+DIGEST_READ_BYTES = 1024 * 1024
 
 
 class _Budget:
@@ -112,6 +114,20 @@ def receive_upload(max_file_bytes: int) -> Iterator[ReceivedUpload]:
         yield _parse(budget, max_file_bytes)
     finally:
         budget.close()
+
+
+def upload_digest(upload: ReceivedUpload) -> str:
+    """A hash of what an upload says, its form fields and its file's bytes, whatever its multipart framing.
+
+    The boundary, the part headers and the file name are left out: a browser's retry changes the
+    first, and the API neither stores nor trusts the others.
+    """
+    digest = hashlib.sha256(json.dumps(sorted(upload.form.items(multi=True))).encode())
+    upload.file.seek(0)
+    while chunk := upload.file.read(DIGEST_READ_BYTES):
+        digest.update(chunk)
+    upload.file.seek(0)
+    return digest.hexdigest()
 
 
 def parse_fields(form: MultiDict) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from core.logs import configure_logging
 from core.settings import Settings
 from workers import context
 from workers.media.codecs import image_codec_support
+from workers.memory import apply_memory_ceiling
 from workers.metrics import connect_task_metrics
 from workers.schedule import beat_schedule
 from workers.task_logging import connect_task_logging
@@ -28,8 +29,8 @@ app.conf.update(
         "workers.imports",
         "workers.storage_tasks",
     ],
-    # Hand back a task whose worker process dies mid-run; recycle children that grow too big.
-    worker_max_memory_per_child=512 * 1024,
+    # Hand back a task whose worker process dies mid-run; recycle children that grow too big (KiB).
+    worker_max_memory_per_child=settings.worker_memory_limit_mb * 1024,
     worker_max_tasks_per_child=500,
 )
 app.conf.beat_schedule = beat_schedule()
@@ -42,6 +43,7 @@ connect_task_metrics(settings)
 def _fresh_connections_after_fork(**_: object) -> None:
     # A forked child must not share the parent's pooled connections.
     context.current().engine.dispose(close=False)
+    apply_memory_ceiling(settings.worker_memory_limit_mb)
 
 
 @worker_init.connect

@@ -41,8 +41,13 @@ class Storage(Protocol):
         """Remove the object; deleting a missing object is not an error."""
         ...
 
-    def url(self, key: str, *, expires_in: int, content_type: str | None = None) -> str:
-        """A time-limited download URL (presigned for S3, HMAC-signed API path for local)."""
+    def url(
+        self, key: str, *, expires_in: int, content_type: str | None = None, signed_at: int | None = None
+    ) -> str:
+        """A download URL valid `expires_in` s from `signed_at` (epoch s, default now); same inputs, same URL.
+
+        Presigned for S3, an HMAC-signed API path for local.
+        """
         ...
 
     def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:

@@ -128,8 +128,11 @@ class LocalStorage:
         except OSError as error:
             raise StorageError(f"local delete failed: {error}") from error
 
-    def url(self, key: str, *, expires_in: int, content_type: str | None = None) -> str:
-        return DOWNLOAD_PATH + self.signer.sign(key, expires_in=expires_in, content_type=content_type)
+    def url(
+        self, key: str, *, expires_in: int, content_type: str | None = None, signed_at: int | None = None
+    ) -> str:
+        token = self.signer.sign(key, expires_in=expires_in, content_type=content_type, signed_at=signed_at)
+        return DOWNLOAD_PATH + token
 
     def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:
         directory = self.root / validate_key(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root

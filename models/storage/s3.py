@@ -6,9 +6,12 @@ import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import boto3
+import botocore.auth
 from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
@@ -25,6 +28,39 @@ MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 # 10,000 parts still allow ~48 GiB objects of unknown size.
 PART_BYTES = 5 * 1024 * 1024
 READ_BYTES = 1024 * 1024
+# SigV4's longest presigned validity (X-Amz-Expires), seven days.
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+
+# botocore dates a SigV4 signature by its own clock (`botocore.auth.get_current_datetime`) and takes no
+# other moment (boto/botocore#2230). That clock is replaced, once, by one that answers the moment a
+# presign asked for while it runs and the real time otherwise; a ContextVar holds the moment, so a
+# request signing on another thread at the same time never sees it.
+_signing_moment: ContextVar[datetime | None] = ContextVar("s3_signing_moment", default=None)
+_botocore_clock = botocore.auth.get_current_datetime
+
+
+def _dated_clock(*args: Any, **kwargs: Any) -> datetime:
+    moment = _signing_moment.get()
+    return _botocore_clock(*args, **kwargs) if moment is None else moment
+
+
+def _install_dated_clock() -> None:
+    if botocore.auth.get_current_datetime is not _dated_clock:
+        botocore.auth.get_current_datetime = _dated_clock
+
+
+@contextmanager
+def _signing_as_of(signed_at: int | None) -> Iterator[None]:
+    """Presigns inside are dated `signed_at` (epoch seconds) instead of now."""
+    if signed_at is None:
+        yield
+        return
+    # botocore's clock answers naive UTC.
+    token = _signing_moment.set(datetime.fromtimestamp(signed_at, UTC).replace(tzinfo=None))
+    try:
+        yield
+    finally:
+        _signing_moment.reset(token)
 
 
 def _transfer_config() -> TransferConfig:
@@ -106,6 +142,7 @@ class S3Storage:
     def __init__(self, client: Any, bucket: str, region: str = "us-east-1") -> None:
         self.client, self.bucket, self.region = client, bucket, region
         self._transfer = _transfer_config()
+        _install_dated_clock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Storage:
@@ -172,11 +209,14 @@ class S3Storage:
         with _translated("delete", validate_key(key)):
             self.client.delete_object(Bucket=self.bucket, Key=key)
 
-    def url(self, key: str, *, expires_in: int, content_type: str | None = None) -> str:
+    def url(
+        self, key: str, *, expires_in: int, content_type: str | None = None, signed_at: int | None = None
+    ) -> str:
         params = {"Bucket": self.bucket, "Key": validate_key(key)}
         if content_type:
             params["ResponseContentType"] = content_type
-        with _translated("presign", key):
+        expires_in = min(expires_in, MAX_PRESIGN_SECONDS)
+        with _translated("presign", key), _signing_as_of(signed_at):
             return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
     def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:

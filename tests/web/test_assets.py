@@ -271,6 +271,59 @@ def test_imports_and_purges_are_enqueued_only_after_their_transaction_commits(
     ]
 
 
+def test_ids_reads_the_callers_assets_in_the_order_asked_leaving_out_others(client, auth_header, session):
+    mine = make_assets(session, "user_batch", 3)
+    theirs = make_assets(session, "user_batch_other", 1)[0]
+    asked = [mine[2].id, theirs.id, uuid.uuid4(), mine[0].id, mine[2].id, mine[1].id]
+
+    response = client.get(f"/v1/assets?ids={','.join(map(str, asked))}", headers=auth_header("user_batch"))
+
+    assert response.status_code == 200
+    assert [item["id"] for item in response.json["items"]] == [str(mine[i].id) for i in (2, 0, 1)]
+    assert response.json["nextCursor"] is None
+    assert response.json["items"][0]["urls"]["original"].startswith("/files/")
+
+
+def test_ids_takes_a_hundred_ids_and_the_type_filter(client, auth_header, session):
+    images = make_assets(session, "user_batch_many", 99)
+    video = make_assets(session, "user_batch_many", 1, "video")[0]
+    ids = ",".join(str(asset.id) for asset in [*images, video])
+    headers = auth_header("user_batch_many")
+
+    every = client.get(f"/v1/assets?ids={ids}", headers=headers).json["items"]
+    videos = client.get(f"/v1/assets?ids={ids}&type=video", headers=headers).json["items"]
+
+    assert len(every) == 100
+    assert [item["id"] for item in videos] == [str(video.id)]
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ",",
+        "not-a-uuid",
+        f"{uuid.uuid4()},",
+        f"{uuid.uuid4()},,{uuid.uuid4()}",
+        f"{uuid.uuid4()} ",
+        ",".join(str(uuid.uuid4()) for _ in range(101)),
+        f"{uuid.uuid4()}&cursor=bm9wZQ",
+    ],
+)
+def test_malformed_ids_are_refused_with_400(client, auth_header, ids):
+    response = client.get(f"/v1/assets?ids={ids}", headers=auth_header())
+
+    assert response.status_code == 400
+    assert response.json["type"] == "bad-request"
+
+
+def test_blank_ids_are_the_ordinary_listing(client, auth_header, session):
+    made = make_assets(session, "user_blank_ids", 2)
+
+    body = client.get("/v1/assets?ids=", headers=auth_header("user_blank_ids")).json
+
+    assert [item["id"] for item in body["items"]] == [str(asset.id) for asset in reversed(made)]
+
+
 def reserve_generations(client, headers, asset_type: str = "image", count: int = 2) -> str:
     answer = client.post(
         "/v1/me/generations/reserve", json={"type": asset_type, "count": count}, headers=headers

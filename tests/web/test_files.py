@@ -45,7 +45,22 @@ def test_a_signed_link_serves_the_file_with_its_type_length_etag_and_private_cac
     assert response.cache_control.private
     assert not response.cache_control.public
     assert 0 < response.cache_control.max_age <= 300
+    assert response.cache_control.immutable
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_an_api_link_is_cached_privately_and_immutably_for_the_hour_or_more_it_has_left(
+    app: Flask, client: FlaskClient, url: str
+) -> None:
+    with app.app_context():
+        link = services().signed_url(KEY, "image/webp")
+        assert services().signed_url(KEY, "image/webp") == link
+    response = _get(client, link)
+    assert response.status_code == 200
+    private, max_age, immutable = response.headers["Cache-Control"].split(", ")
+    assert (private, immutable) == ("private", "immutable")
+    # SIGNED_URL_TTL_SECONDS is an hour: the link lives until the end of the next clock hour.
+    assert 3600 < int(max_age.removeprefix("max-age=")) <= 7200
 
 
 def test_a_range_request_gets_206_with_exactly_those_bytes(client: FlaskClient, url: str) -> None:

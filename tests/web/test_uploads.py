@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import tracemalloc
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
@@ -27,6 +28,7 @@ from tests.workers.media.hostile_media import (
     malformed_exif_jpeg,
     svg,
     text_as_jpg,
+    tiff_with_thousands_of_overlapping_tags,
     zero_bytes,
     zip_file,
 )
@@ -270,6 +272,23 @@ def test_large_uploads_spool_to_disk_instead_of_memory(client, auth_header, app)
 
     assert response.status_code == 201
     assert [spool._rolled for spool in spools] == [True]
+
+
+def test_a_tiff_whose_tags_claim_a_gigabyte_is_accepted_with_bounded_memory(client, auth_header):
+    # The API reads TIFF headers in-process: 120 KB of tags overlapping one another once cost ~1.1 GB here.
+    content = tiff_with_thousands_of_overlapping_tags()
+    tracemalloc.start()
+    try:
+        response = upload(
+            client, auth_header("user_tiff_tags"), content, filename="x.tif", file_type="image/tiff"
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert response.status_code == 201, response.json
+    assert (response.json["status"], response.json["mimeType"]) == ("pending", "image/tiff")
+    assert peak < 32 * 1024 * 1024
 
 
 def test_a_photo_larger_than_the_parsers_read_size_is_accepted(client, auth_header):

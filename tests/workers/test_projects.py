@@ -106,6 +106,19 @@ def test_missing_renditions_and_someone_elses_assets_draw_as_placeholders(worker
     assert near(picture.getpixel((300, 100)), PLACEHOLDER_RGBA[:3])
 
 
+def test_a_canvas_whose_only_element_is_too_small_to_see_still_gets_its_thumbnail(worker_context, session):
+    image = stored_asset(session, worker_context.storage, "user_canvas", "image", RED)
+    project_id = add_project(session, [element("a", 0, image, width=5e-324, height=5e-324)], revision=2)
+
+    render_project_thumbnail(project_id)
+
+    row = project_row(session, project_id)
+    assert (row.thumbnail_key, row.thumbnail_revision) == (project_thumbnail_key(project_id, 2), 2)
+    picture = thumbnail(worker_context.storage, row.thumbnail_key)
+    assert picture.size == (400, 300)  # the empty-canvas tile: nothing visible to draw
+    assert near(picture.getpixel((200, 150)), (0, 0, 0))
+
+
 def test_a_thumbnail_already_of_the_current_revision_is_not_rendered_again(worker_context, session):
     project_id = add_project(session, [element("a", 0)], revision=4, thumbnail_revision=4)
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt
+from pydantic import Field, StrictInt, model_validator
 
+from models.asset_lifecycle import Status
 from web.schemas import Body, Query
 
 # PostgreSQL's jsonb refuses \u0000, so a NUL is refused here instead of failing the INSERT.
 NO_NUL = r"^[^\x00]*$"
 Short = Annotated[str, Field(max_length=200, pattern=NO_NUL)]
 AssetType = Literal["image", "video"]
+MAX_BATCH_IDS = 100
+_UUID = "[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+# One to MAX_BATCH_IDS asset ids, comma-separated.
+ID_LIST = rf"^{_UUID}(,{_UUID}){{0,{MAX_BATCH_IDS - 1}}}$"
 
 
 class GenerationMetadata(Body):
@@ -49,9 +55,22 @@ class ImportIn(Body):
 
 
 class ListQuery(Query):
+    """A page of the caller's assets (`limit`, `cursor`), or those among `ids` in the order asked."""
+
     type: AssetType | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     cursor: Annotated[str, Field(max_length=200)] | None = None
+    ids: Annotated[str, Field(max_length=MAX_BATCH_IDS * 37, pattern=ID_LIST)] | None = None
+
+    @model_validator(mode="after")
+    def _ids_are_not_paged(self) -> ListQuery:
+        if self.ids is not None and self.cursor is not None:
+            raise ValueError("`ids` names the assets to read; it takes no `cursor`")
+        return self
+
+    def asset_ids(self) -> list[uuid.UUID]:
+        """The ids asked for, in order, each once."""
+        return list(dict.fromkeys(uuid.UUID(value) for value in (self.ids or "").split(",") if value))
 
 
 class AssetUrls(Body):
@@ -68,7 +87,7 @@ class AssetUrls(Body):
 class AssetOut(Body):
     id: str
     type: AssetType
-    status: Literal["pending", "processing", "ready", "failed"]
+    status: Status
     error: str | None
     mime_type: str
     size_bytes: int

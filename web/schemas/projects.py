@@ -1,10 +1,10 @@
-"""Bodies for /v1/projects: create, rename, list pages, one project with its canvas, a save's outcome."""
+"""Bodies for /v1/projects: create, rename, list pages, one project with its canvas, saves and patches."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
 from web.schemas import Body, Query
 
@@ -54,3 +54,30 @@ class SavedOut(Body):
     last_saved_at: int
     image_count: int
     video_count: int
+
+
+class PatchOperation(BaseModel):
+    """One RFC 6902 operation; paths are JSON Pointers into the canvasState (`/elements/3/transform/x`)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    op: Literal["add", "remove", "replace", "move", "copy", "test"]
+    path: str
+    value: Any = None
+    from_: str | None = Field(None, alias="from")
+
+
+class CanvasPatchIn(RootModel[list[PatchOperation]]):
+    """An incremental save: a JSON Patch sent as application/json-patch+json (documented, read by hand)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-media-type": "application/json-patch+json"})
+
+
+class PatchHeaders(BaseModel):
+    if_match: str = Field(
+        alias="If-Match", description="The ETag of the revision the patch was made against; 428 without it."
+    )
+
+
+# Every refusal of an incremental save besides the 422 that spectree documents for a body.
+PATCH_REFUSALS = ("HTTP_400", "HTTP_404", "HTTP_409", "HTTP_412", "HTTP_413", "HTTP_415", "HTTP_428")

@@ -12,7 +12,7 @@ from core import taskqueue
 from core.netguard import check_literal_host, parse_target
 from core.settings import media_limits
 from models.asset_lifecycle import create_import, create_upload, next_task
-from models.assets import delete_asset, extension_for, get_owned_asset, list_assets
+from models.assets import Page, delete_asset, extension_for, get_owned_asset, get_owned_assets, list_assets
 from models.plans import get_plan
 from models.presenters import present_asset
 from models.quota import check_not_full, check_room
@@ -21,13 +21,15 @@ from models.storage.keys import original_key
 from models.storage.staging import put_then_record
 from models.tables import Asset
 from web.auth import current_identity, signed_in_user
+from web.conditional import tagged_json
 from web.db import db
 from web.enqueue import enqueue
+from web.idempotency import claim_idempotency, idempotent
 from web.openapi import api, refuse_bad_query
 from web.ratelimit import rate_limited
 from web.schemas.assets import AssetOut, AssetPage, ImportIn, ListQuery
 from web.services import services
-from web.uploads import parse_fields, receive_upload, vetted
+from web.uploads import parse_fields, receive_upload, upload_digest, vetted
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
 
@@ -41,6 +43,7 @@ def asset_out(asset: Asset) -> dict[str, Any]:
 # of the body is read.
 @bp.post("")
 @rate_limited("upload")
+@idempotent
 @api.validate(resp=Response(HTTP_201=AssetOut), tags=["assets"])
 def upload_asset():
     """Upload an image or video: multipart `file`, optional `metadata` JSON, width/height/duration hints.
@@ -52,6 +55,7 @@ def upload_asset():
     with db().begin():
         plan = get_plan(db(), signed_in_user().tier)
     with receive_upload(plan.max_upload_bytes) as upload:
+        claim_idempotency(upload_digest(upload))  # a retry is answered here, before anything is stored
         generation = parse_fields(upload.form)
         sniffed = vetted(upload, media_limits(services().settings))
         with db().begin():
@@ -71,6 +75,7 @@ def upload_asset():
 
 @bp.post("/import")
 @rate_limited("upload")
+@idempotent
 @api.validate(json=ImportIn, resp=Response(HTTP_202=AssetOut), tags=["assets"])
 def import_asset():
     """Import generated media from a URL: the asset is created pending and a task downloads it."""
@@ -99,23 +104,25 @@ def import_asset():
 @bp.get("")
 @api.validate(query=ListQuery, resp=Response(HTTP_200=AssetPage), tags=["assets"], before=refuse_bad_query)
 def list_assets_view():
-    """The caller's assets, newest first, one page at a time (`cursor` from the previous page)."""
+    """The caller's assets newest first, a page at a time (`cursor`); or with `ids`, those in that order."""
     query: ListQuery = request.context.query
+    user_id = current_identity().user_id
     with db().begin():
-        page = list_assets(
-            db(), current_identity().user_id, limit=query.limit, cursor=query.cursor, asset_type=query.type
-        )
+        if query.ids is not None:
+            page = Page(get_owned_assets(db(), user_id, query.asset_ids(), asset_type=query.type), None)
+        else:
+            page = list_assets(db(), user_id, limit=query.limit, cursor=query.cursor, asset_type=query.type)
         items = [asset_out(asset) for asset in page.items]
     return {"items": items, "nextCursor": page.next_cursor}
 
 
 @bp.get("/<asset_id>")
-@api.validate(resp=Response(HTTP_200=AssetOut), tags=["assets"])
+@api.validate(resp=Response("HTTP_304", HTTP_200=AssetOut), tags=["assets"])
 def get_asset(asset_id: str):
-    """One asset: status, measurements, placeholder and signed URLs."""
+    """One asset: status, measurements, placeholder and signed URLs; 304 when If-None-Match has its ETag."""
     with db().begin():
         asset = get_owned_asset(db(), current_identity().user_id, asset_id)
-    return asset_out(asset)
+    return tagged_json(asset_out(asset))
 
 
 @bp.delete("/<asset_id>")

@@ -22,16 +22,19 @@ def download(token: str):
     grant = storage.signer.verify(token)
     if (info := storage.head(grant.key)) is None:
         raise NotFound("The file no longer exists.")
+    seconds_left = max(0, grant.expires_at - int(time.time()))
     response = send_file(
         storage.path(grant.key),
         mimetype=grant.content_type or info.content_type or "application/octet-stream",
         conditional=True,
         etag=info.etag,
         last_modified=info.last_modified,
-        max_age=max(0, grant.expires_at - int(time.time())),
+        max_age=seconds_left,
     )
-    # The link is a per-user capability: no shared caches, and user content never runs as a page here.
-    response.cache_control.public = False
-    response.cache_control.private = True
+    # The link is a per-user capability: no shared caches. A key's bytes never change (renditions are
+    # only ever re-made from the same original, a project thumbnail has a key per revision), so a
+    # browser keeps them until the link expires without asking again.
+    response.headers["Cache-Control"] = f"private, max-age={seconds_left}, immutable"
+    # User content never runs as a page here.
     response.headers.update({"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"})
     return response

@@ -9,6 +9,7 @@ from models.generations import Generations
 from models.reservations import refund, reserve
 from web.auth import current_identity, signed_in_user
 from web.db import db
+from web.idempotency import idempotent
 from web.openapi import api
 from web.ratelimit import enforce_for_user, with_headers
 from web.schemas import dump, epoch_ms
@@ -37,6 +38,7 @@ def _counters(generations: Generations) -> dict:
 
 
 @bp.post("/reserve")
+@idempotent
 @api.validate(json=GenerationRequest, resp=Response(HTTP_200=ReservationOut), tags=["generations"])
 def reserve_generations():
     """Take generations from this month's quota under a reservation held for an hour (429 when full)."""

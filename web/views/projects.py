@@ -7,19 +7,26 @@ from flask import Blueprint, request
 from spectree import Response
 
 from core.taskqueue import RENDER_PROJECT_THUMBNAIL
-from models import projects
+from models import project_patches, projects
 from models.canvas import CanvasState, parse_canvas_state
-from models.errors import PayloadTooLarge
+from models.canvas_patches import MEDIA_TYPE as PATCH_MEDIA_TYPE
+from models.canvas_patches import parse_canvas_patch
+from models.errors import PayloadTooLarge, PreconditionRequired, UnsupportedMediaType
 from models.projects import etag
 from models.tables import Project
 from web.auth import current_identity, signed_in_user
+from web.conditional import tagged_json
 from web.db import db
 from web.enqueue import enqueue
+from web.idempotency import idempotent
 from web.openapi import api, refuse_bad_query
 from web.schemas import dump, epoch_ms
 from web.schemas.projects import (
+    PATCH_REFUSALS,
+    CanvasPatchIn,
     CreateIn,
     ListQuery,
+    PatchHeaders,
     ProjectOut,
     ProjectPage,
     ProjectSummaryOut,
@@ -48,6 +55,7 @@ def list_projects():
 
 
 @bp.post("")
+@idempotent
 @api.validate(json=CreateIn, resp=Response(HTTP_201=ProjectOut), tags=["projects"])
 def create_project():
     """A new empty project; named `Iskra Project NN` unless a name is given."""
@@ -64,14 +72,15 @@ def create_project():
 
 
 @bp.get("/<project_id>")
-@api.validate(resp=Response(HTTP_200=ProjectOut), tags=["projects"])
+@api.validate(resp=Response("HTTP_304", HTTP_200=ProjectOut), tags=["projects"])
 def get_project(project_id: str):
-    """The project with its canvas state and signed thumbnail URLs of the assets it shows."""
+    """The project with its canvas and its assets' signed thumbnail URLs; 304 when If-None-Match has it."""
     user_id = current_identity().user_id
     with db().begin():
         project = projects.get_project(db(), user_id, project_id)
         keys = projects.asset_thumbnail_keys(db(), user_id, project.canvas_state)
-    return dump(_full(project, keys)), 200, {"ETag": etag(project.revision)}
+    # `"<revision>-<hash of the body>"`: If-Match reads the revision, If-None-Match the whole tag.
+    return tagged_json(dump(_full(project, keys)), tag_prefix=f"{project.revision}-")
 
 
 @bp.put("/<project_id>/state")
@@ -85,6 +94,31 @@ def save_state(project_id: str):
         saved = projects.save_state(
             db(), current_identity().user_id, project_id, raw.decode(), state, _expected_revisions()
         )
+    return _after_save(project_id, saved)
+
+
+@bp.patch("/<project_id>/state")
+@api.validate(
+    json=CanvasPatchIn,
+    headers=PatchHeaders,
+    resp=Response(*PATCH_REFUSALS, HTTP_200=SavedOut),
+    tags=["projects"],
+    skip_validation=True,
+)
+def patch_state(project_id: str):
+    """Incremental autosave: a JSON Patch against the If-Match revision (required, 428 without it)."""
+    settings, expected = services().settings, _required_revisions()
+    patch = parse_canvas_patch(_read_patch_body(settings.max_project_state_bytes))
+    limits = (settings.max_elements_per_project, settings.max_project_state_bytes)
+    with db().begin():
+        saved = project_patches.patch_state(
+            db(), current_identity().user_id, project_id, patch, expected, limits
+        )
+    return _after_save(project_id, saved)
+
+
+def _after_save(project_id: str, saved: projects.Saved):
+    """What every committed save of the canvas does next, full or incremental, and its 200 answer."""
     _schedule_thumbnail(project_id)
     body = SavedOut(revision=saved.revision, last_saved_at=epoch_ms(saved.last_saved_at),
                     image_count=saved.image_count, video_count=saved.video_count)  # fmt: skip
@@ -121,19 +155,37 @@ def _read_body(limit: int) -> bytes:
     return raw
 
 
+def _read_patch_body(limit: int) -> bytes:
+    """The body of an incremental save, which must be sent as a JSON Patch (415 otherwise)."""
+    if request.mimetype != PATCH_MEDIA_TYPE:
+        refused = UnsupportedMediaType(f"An incremental save is a JSON Patch sent as {PATCH_MEDIA_TYPE}.")
+        refused.headers["Accept-Patch"] = PATCH_MEDIA_TYPE  # RFC 5789 §3.1
+        raise refused
+    return _read_body(limit)
+
+
+def _required_revisions() -> list[int]:
+    """The revisions If-Match accepts; a change to an unknown base (no If-Match, or `*`) is never applied."""
+    expected = _expected_revisions()
+    if expected is None:
+        raise PreconditionRequired("Send If-Match with the ETag of the revision the patch was made against.")
+    return expected
+
+
 def _expected_revisions() -> list[int] | None:
     """The revisions If-Match accepts; None when absent or `*` (any current revision, last write wins).
 
     Weak tags (W/"7") count as their revision: a proxy that compresses the GET weakens its ETag, and
-    a revision number names the canvas exactly whatever the transfer encoding.
+    a revision number names the canvas exactly whatever the transfer encoding. A read's tag
+    (`"7-<hash>"`) counts as its revision too: the hash covers thumbnails and links, not the canvas.
     """
     if "If-Match" not in request.headers or request.if_match.star_tag:
         return None
-    tags = request.if_match.as_set(include_weak=True)
+    revisions = (tag.partition("-")[0] for tag in request.if_match.as_set(include_weak=True))
     return sorted(
-        int(tag)
-        for tag in tags
-        if tag.isascii() and tag.isdigit() and len(tag) <= 10 and int(tag) <= MAX_REVISION
+        int(revision)
+        for revision in revisions
+        if revision.isascii() and revision.isdigit() and len(revision) <= 10 and int(revision) <= MAX_REVISION
     )
 
 

@@ -20,6 +20,9 @@ WEBP_QUALITY = 80
 # The schema only promises each number is finite, not their products or differences: an element whose
 # corners land beyond this (or overflow to infinity) is left out rather than failing the whole render.
 MAX_COORDINATE = 1e15
+# Nor that an element has a visible size: one narrower than this (5e-324, say) would make the fit factor
+# infinite if it were alone, and one whose far side rounds onto its near one spans nothing at all.
+MIN_EXTENT = 1e-6
 
 
 @dataclass(frozen=True)
@@ -70,9 +73,15 @@ def render(elements: Sequence[Placed], background: tuple[int, int, int, int], si
 
 
 def _drawable(element: Placed) -> bool:
-    if not (element.width * abs(element.scale) > 0 and element.height * abs(element.scale) > 0):
+    width, height = element.width * abs(element.scale), element.height * abs(element.scale)
+    if not (width >= MIN_EXTENT and height >= MIN_EXTENT):
         return False
-    return all(abs(value) <= MAX_COORDINATE for corner in corners(element) for value in corner)
+    box = corners(element)
+    if not all(abs(value) <= MAX_COORDINATE for corner in box for value in corner):
+        return False
+    # Measured on the corners as computed: far from the origin a small side can round away entirely.
+    xs, ys = [x for x, _ in box], [y for _, y in box]
+    return max(xs) - min(xs) >= MIN_EXTENT and max(ys) - min(ys) >= MIN_EXTENT
 
 
 def _draw(canvas: Image.Image, element: Placed, left: float, top: float, factor: float) -> None:

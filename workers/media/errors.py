@@ -12,6 +12,7 @@ CODES = frozenset(
         "timeout",
         "empty",
         "type-mismatch",
+        "too-large",
     }
 )
 

@@ -11,7 +11,7 @@ from typing import BinaryIO
 from PIL import Image
 
 from workers.media.codecs import prepare_heif_and_avif
-from workers.media.color import embedded_profile, resizable, to_srgb
+from workers.media.color import embedded_profile, reduced_and_resized, resizable, to_srgb
 from workers.media.errors import MediaRejected
 from workers.media.frames import count_frames
 from workers.media.limits import MediaLimits
@@ -156,6 +156,8 @@ def _orientation(im: Image.Image) -> int:
         raise MediaRejected("corrupt", f"damaged EXIF: {damage}")
     try:
         value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except MemoryError:
+        raise  # a PNG decodes its pixels to find a late eXIf chunk: the memory ceiling, not damage
     except Exception as error:
         raise MediaRejected("corrupt", f"unreadable EXIF: {error}") from error
     return value if isinstance(value, int) and value in _TRANSPOSE else 1
@@ -193,7 +195,10 @@ def _shrunk(im: Image.Image, side: int, resample: Image.Resampling = _THUMBNAIL_
         # each side by the box's, so the box must have the output's aspect ratio, not a square.
         im.draft(None, target)
     _load(im)
-    return _resized(resizable(im), target, resample)
+    # The whole factors Image.resize(reducing_gap=...) would reduce by, applied a strip at a time so
+    # that no full-size converted copy is made.
+    factors = (int(im.width / target[0] / REDUCING_GAP) or 1, int(im.height / target[1] / REDUCING_GAP) or 1)
+    return reduced_and_resized(im, factors, target, resample)
 
 
 def _load(im: Image.Image) -> None:

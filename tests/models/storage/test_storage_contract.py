@@ -201,6 +201,34 @@ def test_an_expired_signed_url_is_refused(storage: Storage, namespace: str, fetc
     assert body != b"stale"
 
 
+def test_a_url_signed_as_of_one_moment_is_the_same_url_later_and_still_serves(
+    storage: Storage, namespace: str, fetch
+) -> None:
+    _put(storage, f"{namespace}stable", b"same bytes", "image/webp")
+    # The start of the current clock hour, as the API dates its links.
+    signed_at = int(time.time()) // 3600 * 3600
+    first = storage.url(f"{namespace}stable", expires_in=7200, signed_at=signed_at, content_type="image/webp")
+    time.sleep(1.1)  # a signature dated by the clock would now carry another second
+    again = storage.url(f"{namespace}stable", expires_in=7200, signed_at=signed_at, content_type="image/webp")
+    an_hour_earlier = storage.url(
+        f"{namespace}stable", expires_in=7200, signed_at=signed_at - 3600, content_type="image/webp"
+    )
+
+    assert first == again
+    assert an_hour_earlier != first
+    assert fetch(first)[::2] == (200, b"same bytes")
+
+
+def test_a_url_dated_in_the_past_expires_counted_from_that_moment(
+    storage: Storage, namespace: str, fetch
+) -> None:
+    _put(storage, f"{namespace}dated", b"old news")
+    url = storage.url(f"{namespace}dated", expires_in=60, signed_at=int(time.time()) - 120)
+    status, _, body = fetch(url)
+    assert status == 403
+    assert body != b"old news"
+
+
 def test_check_passes_on_a_usable_backend(storage: Storage) -> None:
     storage.check()
 

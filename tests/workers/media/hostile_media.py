@@ -157,6 +157,35 @@ def huge_png_header(width: int = 50_000, height: int = 50_000) -> bytes:
     )
 
 
+def tiff_with_thousands_of_overlapping_tags(tags: int = 10_000, side: int = 8) -> bytes:
+    """A valid 8x8 greyscale TIFF whose IFD adds `tags` private tags, each claiming ~100 KB of data at
+    the same offset: ~120 KB of file that asks a reader trusting each tag to allocate ~1 GB."""
+    ifd_offset = 8
+    entries = 9 + tags
+    pixels_offset = ifd_offset + 2 + entries * 12 + 4
+    claimed = pixels_offset - ifd_offset - 64  # every tag's data lies inside the file, on top of the IFD
+    real = [
+        (256, 3, 1, side),  # ImageWidth
+        (257, 3, 1, side),  # ImageLength
+        (258, 3, 1, 8),  # BitsPerSample
+        (259, 3, 1, 1),  # Compression: none
+        (262, 3, 1, 1),  # PhotometricInterpretation: black is zero
+        (273, 4, 1, pixels_offset),  # StripOffsets
+        (277, 3, 1, 1),  # SamplesPerPixel
+        (278, 3, 1, side),  # RowsPerStrip
+        (279, 4, 1, side * side),  # StripByteCounts
+    ]
+    # Tags 1000 and up are unassigned: nothing in the reader gives them a meaning of its own.
+    junk = [(1000 + number, 7, claimed, ifd_offset) for number in range(tags)]  # type 7: UNDEFINED bytes
+    ifd = struct.pack("<H", entries)
+    for tag, kind, count, value in real + junk:
+        packed_value = struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+        ifd += struct.pack("<HHI", tag, kind, count) + packed_value
+    ifd += struct.pack("<I", 0)  # no next IFD
+    pixels = bytes(range(0, 256, 256 // (side * side) or 1))[: side * side].ljust(side * side, b"\x80")
+    return b"II*\x00" + struct.pack("<I", ifd_offset) + ifd + pixels
+
+
 def truncated_jpeg() -> bytes:
     """The first half of a valid 640x480 JPEG: the header parses, the scan runs out."""
     whole = good_jpeg(640, 480)

@@ -115,6 +115,30 @@ def test_elements_whose_corners_overflow_are_left_out_instead_of_failing_the_ren
     assert_colour(picture, (300, 100), GREEN)
 
 
+DEGENERATE = [
+    Placed(x=0, y=0, width=5e-324, height=5e-324, scale=1, rotation=0, image=None),  # 400 / 5e-324 is inf
+    Placed(x=0, y=0, width=100, height=100, scale=5e-324, rotation=30, image=None),
+    Placed(x=1e14, y=1e14, width=1e-3, height=1e-3, scale=1, rotation=0, image=None),  # rounds to no span
+]
+
+
+@pytest.mark.parametrize("degenerate", DEGENERATE)
+def test_an_element_too_small_to_see_alone_renders_an_empty_canvas_instead_of_failing(degenerate):
+    picture = decoded(render([degenerate], parse_colour("#0000ff")))
+
+    assert picture.size == (400, 300)
+    assert_colour(picture, (200, 150), BLUE)
+
+
+@pytest.mark.parametrize("degenerate", DEGENERATE)
+def test_elements_too_small_to_see_are_left_out_and_the_rest_still_fills_400_px(degenerate):
+    picture = decoded(render([place(solid(RED)), degenerate, place(solid(GREEN), x=100)], parse_colour(None)))
+
+    assert picture.size == (400, 200)
+    assert_colour(picture, (100, 100), RED)
+    assert_colour(picture, (300, 100), GREEN)
+
+
 @pytest.mark.parametrize(
     ("colour", "rgba"),
     [

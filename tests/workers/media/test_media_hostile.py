@@ -4,6 +4,7 @@ import io
 import os
 import struct
 import time
+import tracemalloc
 import warnings
 from pathlib import Path
 
@@ -248,3 +249,18 @@ def test_gif_with_thousands_of_frames_under_the_limit_decodes_only_its_first(
     result = make_image_renditions(io.BytesIO(content), sniff(content), LIMITS)
     assert (result.width, result.height) == (32, 32)
     assert set(visited) == {0}
+
+
+def test_tiff_with_thousands_of_tags_claiming_a_gigabyte_is_read_in_bounded_memory() -> None:
+    # Pillow before 13 kept every tag's claimed bytes (here ~1.1 GB from 120 KB); 13 caps them at the file.
+    content = media.tiff_with_thousands_of_overlapping_tags()
+    assert len(content) < 130_000
+    tracemalloc.start()
+    try:
+        assert image_header_size(io.BytesIO(content), sniff(content)) == (8, 8)
+        result = make_image_renditions(io.BytesIO(content), sniff(content), LIMITS)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (result.width, result.height) == (8, 8)
+    assert peak < 16 * 1024 * 1024

@@ -8,6 +8,8 @@ import pytest
 from PIL import Image, ImageOps, JpegImagePlugin
 
 from tests.workers.media import hostile_media as media
+from workers.media import images
+from workers.media.color import resizable
 from workers.media.images import make_image_renditions, make_thumbnail
 from workers.media.limits import MediaLimits
 from workers.media.sniff import sniff
@@ -249,3 +251,52 @@ def test_large_non_jpeg_is_box_reduced_by_a_whole_factor_before_resampling(monke
     content = media.encode(media.pattern(2400, 1800), "PNG")
     assert decoded(make_thumbnail(io.BytesIO(content), sniff(content), LIMITS)).size == (400, 300)
     assert factors == [(3, 3)]  # 6x to go: reduce 3x, leaving a 2x Lanczos step
+
+
+def _wide_or_alpha(mode: str, width: int = 2411, height: int = 1607) -> Image.Image:
+    """A detailed image in `mode`, sized so that reduce() leaves partial blocks at both edges."""
+    y, x = np.mgrid[0:height, 0:width]
+    if mode == "I;16":
+        return Image.fromarray(((x * 37 + y * 11) % 65_536).astype(np.uint16))
+    if mode in ("I", "F"):
+        values = (x * 1000 - y * 999).astype(np.int32)
+        return (
+            Image.fromarray(values, "I")
+            if mode == "I"
+            else Image.fromarray((values / 3e6).astype(np.float32))
+        )
+    if mode == "P":
+        img = Image.fromarray(((x // 7 + y // 5) % 256).astype(np.uint8)).convert("P")
+        img.info["transparency"] = 3
+        return img
+    bands = [x % 256, y % 256, (x + y) % 256, (x // 9 + y // 13) % 256]
+    return Image.fromarray(np.stack(bands[: len(mode)], axis=2).astype(np.uint8), mode)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F", "RGBA", "LA", "P"])
+def test_wide_and_alpha_images_shrink_a_strip_at_a_time_to_what_a_whole_image_resize_gives(mode: str) -> None:
+    img = _wide_or_alpha(mode)
+    target = images._fit(img.size, 400)
+    reference = resizable(img).resize(target, Image.Resampling.LANCZOS, reducing_gap=images.REDUCING_GAP)
+
+    shrunk = images._shrunk(img.copy(), 400)
+
+    assert (shrunk.mode, shrunk.size) == (reference.mode, reference.size)
+    assert np.array_equal(np.asarray(shrunk), np.asarray(reference)) or psnr(shrunk, reference) >= 50
+
+
+@pytest.mark.parametrize("mode", ["I;16", "RGBA"])
+def test_wide_and_alpha_images_are_never_converted_whole(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Converting 100 MP to float or to premultiplied alpha costs 4-10 bytes a pixel on top of the decode.
+    img = _wide_or_alpha(mode, 4000, 3000)
+    converted = []
+    original = Image.Image.convert
+
+    def recording(self, *args, **kwargs):
+        converted.append(self.width * self.height)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "convert", recording)
+    images._shrunk(img, 1600, Image.Resampling.BILINEAR)
+
+    assert converted and max(converted) <= img.width * img.height // 4

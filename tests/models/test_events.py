@@ -22,6 +22,8 @@ from models.storage.keys import original_key
 from models.users import ensure_user
 from web.events.relay import libpq_url
 
+THUMBNAIL = "projects/thumb-1.webp"
+
 
 class Recorded(list):
     """The events recorded on the test's connection so far, decoded, oldest first."""
@@ -119,6 +121,7 @@ def _delivered(engine, settings, change) -> list[dict]:
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM projects WHERE user_id = :u"), {"u": user_id})
         connection.execute(text("DELETE FROM users WHERE user_id = :u"), {"u": user_id})
+        connection.execute(text("DELETE FROM pending_deletions WHERE storage_key = :k"), {"k": THUMBNAIL})
     return [item for item in delivered if item["u"] == user_id]
 
 
@@ -132,7 +135,7 @@ def test_project_saves_renames_renders_and_deletes_each_record_a_project_event(e
         saved = projects.save_state(session, user_id, str(project.id), raw, state, None)
         created["saved_at"] = saved.last_saved_at
         projects.rename_project(session, user_id, str(project.id), "Renamed")
-        record_thumbnail(session, project.id, 1, "projects/thumb-1.webp")
+        record_thumbnail(session, project.id, 1, THUMBNAIL)
         projects.delete_project(session, user_id, str(project.id))
 
     delivered = _delivered(engine, settings, change)
@@ -145,7 +148,7 @@ def test_project_saves_renames_renders_and_deletes_each_record_a_project_event(e
     ]  # fmt: skip
     assert bodies[1]["lastSavedAt"] == int(created["saved_at"].timestamp() * 1000)
     assert [item.get("s") for item in mine[:4]] == [{"thumbnailUrl": [None, None]}] * 3 + [
-        {"thumbnailUrl": ["projects/thumb-1.webp", None]}
+        {"thumbnailUrl": [THUMBNAIL, None]}
     ]
     assert bodies[-1] == {"id": project_id, "deleted": True}
     assert set(bodies[1]) == {"id", "name", "revision", "lastSavedAt", "thumbnailUrl"}

@@ -85,7 +85,10 @@ def present_asset(asset: Asset) -> Presented:
         "urls": {"original": None, **dict.fromkeys(RENDITION_COLUMNS)},
     }
     # An import has no original until its task has stored one.
-    original = (asset.storage_key if asset.size_bytes else None, asset.mime_type)
+    original: tuple[str | None, str | None] = (
+        asset.storage_key if asset.size_bytes else None,
+        asset.mime_type,
+    )
     # Renditions are served as the type they were stored with (WebP; a huge display copy is JPEG).
     urls = {"urls.original": original}
     urls.update({f"urls.{name}": (rendition_key_of(asset, name), None) for name in RENDITION_COLUMNS})

@@ -29,7 +29,8 @@ def create_events_app(settings: Settings, services: Services | None = None) -> F
     live: Live = build_live(services)
     app.extensions["iskra-events"] = live
     if settings.trusted_proxy_count:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)
+        # As the API does (web.app): Flask documents wrapping wsgi_app; its type says method.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)  # type: ignore[method-assign]
     register_forwarded_for_warning(app, settings)
     CORS(
         app,

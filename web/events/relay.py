@@ -125,7 +125,8 @@ class Relay:
 
     def _try_to_take_over(self, connection: psycopg.Connection, heard: deque[Heard]) -> None:
         """Take the lock and first append what this standby heard after the last relayed event."""
-        if not connection.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+        locked = connection.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
+        if not (locked and locked[0]):
             return
         self.active.set()
         # Again, now that the previous relay is gone: it may have appended more since the last look.

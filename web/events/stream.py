@@ -6,7 +6,7 @@ import queue
 from collections.abc import Iterator
 
 from models.events import EventType
-from web.events.hub import CLOSED, Subscription
+from web.events.hub import Subscription
 from web.events.log import Entry, EventLog, id_key
 
 RETRY_MS = 3000
@@ -44,16 +44,16 @@ def event_stream(opening: Opening, ping_seconds: float) -> Iterator[str]:
     sent = subscription.after
     if opening.reset:
         yield reset_frame(subscription.after)
-    for item in opening.replay:
-        yield frame(item)
-        sent = max(sent, item.id, key=id_key)
+    for replayed in opening.replay:
+        yield frame(replayed)
+        sent = max(sent, replayed.id, key=id_key)
     while True:
         try:
             item = subscription.queue.get(timeout=ping_seconds)
         except queue.Empty:
             yield PING
             continue
-        if item is CLOSED:
+        if item is None:  # the hub closed this stream (CLOSED)
             return
         # The replay and the hub overlap around the moment of subscribing: each id goes out once.
         if id_key(item.id) <= id_key(sent):

@@ -308,6 +308,7 @@ def test_if_match_with_the_current_revision_saves_and_a_stale_one_is_412(client,
 
 @pytest.mark.parametrize(("if_match", "status"), [
     ('W/"0"', 200), ("*", 200), ('"7", "0"', 200), ("0", 200), ('"abc"', 412), ('"99999999999999"', 412),
+    ('""', 412), ('W/""', 412),
 ])  # fmt: skip
 def test_if_match_accepts_weak_star_and_lists_and_never_matches_nonsense(client, owner, if_match, status):
     headers, _, project_id = owner

@@ -56,7 +56,7 @@ def list_projects():
 
 @bp.post("")
 @idempotent
-@api.validate(json=CreateIn, resp=Response(HTTP_201=ProjectOut), tags=["projects"])
+@api.validate(json=CreateIn, resp=Response("HTTP_409", HTTP_201=ProjectOut), tags=["projects"])
 def create_project():
     """A new empty project; named `Iskra Project NN` unless a name is given."""
     body = request.context.json  # type: ignore[attr-defined]
@@ -84,7 +84,9 @@ def get_project(project_id: str):
 
 
 @bp.put("/<project_id>/state")
-@api.validate(json=CanvasState, resp=Response(HTTP_200=SavedOut), tags=["projects"], skip_validation=True)
+@api.validate(
+    json=CanvasState, resp=Response("HTTP_412", HTTP_200=SavedOut), tags=["projects"], skip_validation=True
+)
 def save_state(project_id: str):
     """Autosave the canvas; a stale If-Match is refused (412), without it the last write wins."""
     settings = services().settings
@@ -180,7 +182,8 @@ def _expected_revisions() -> list[int] | None:
     """
     if "If-Match" not in request.headers or request.if_match.star_tag:
         return None
-    revisions = (tag.partition("-")[0] for tag in request.if_match.as_set(include_weak=True))
+    # Werkzeug reads an empty tag (`If-Match: ""`) as None; it names no revision.
+    revisions = (tag.partition("-")[0] for tag in request.if_match.as_set(include_weak=True) if tag)
     return sorted(
         int(revision)
         for revision in revisions

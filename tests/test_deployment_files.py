@@ -163,10 +163,12 @@ def test_every_image_is_pinned_and_the_store_is_the_version_the_suite_runs():
     assert tested and images["s3"] == f"chrislusf/seaweedfs:{tested.group(1)}"
 
 
-def test_web_the_store_and_flower_are_probed_over_http_and_beat_is_not():
+def test_web_events_the_store_and_flower_are_probed_over_http_and_beat_is_not():
     services = _compose()["services"]
 
     assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
+    # The image's own check asks PORT; the events process listens on EVENTS_PORT instead.
+    assert "EVENTS_PORT" in " ".join(services["events"]["healthcheck"]["test"])
     assert "/healthz" in " ".join(services["s3"]["healthcheck"]["test"])
     assert "/healthcheck" in " ".join(services["flower"]["healthcheck"]["test"])
     assert services["beat"]["healthcheck"] == {"disable": True}

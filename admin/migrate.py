@@ -17,5 +17,5 @@ def migrate(settings: Settings) -> None:
     if settings.storage_backend == "s3":
         from models.storage.s3 import S3Storage
 
-        S3Storage.from_settings(settings).ensure_bucket()
+        S3Storage.from_settings(settings).ensure_bucket(settings.cors_allowed_origins)
         click.echo(f"bucket {settings.s3_bucket}: ready")

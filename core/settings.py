@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     # Every claim of an asset (first run, retry, redelivery after a crash) is one attempt of this budget.
     max_processing_attempts: int = 6
     abandoned_upload_grace_minutes: int = 60
+    # Direct (multipart) uploads left incomplete this long are aborted by maintenance, parts and all.
+    multipart_upload_max_age_hours: float = 24.0
     project_thumbnail_debounce_seconds: float = 5.0
     # Resident-memory ceiling of one task process (SPEC §15); a task that would pass it fails `too-large`.
     worker_memory_limit_mb: int = Field(default=512, ge=64)

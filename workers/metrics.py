@@ -22,6 +22,9 @@ log = structlog.get_logger(__name__)
 TASKS = Counter("iskra_tasks_total", "Tasks that finished, by final state", ["task", "state"])
 FAILURES = Counter("iskra_task_failures_total", "Tasks that raised, by exception type", ["task", "exception"])
 RETRIES = Counter("iskra_task_retries_total", "Task retries scheduled", ["task"])
+MULTIPART_ABORTED = Counter(
+    "iskra_multipart_uploads_aborted_total", "Direct uploads aborted by maintenance after lying incomplete"
+)
 DURATION = Histogram(
     "iskra_task_duration_seconds",
     "Time a task ran",

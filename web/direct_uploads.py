@@ -74,6 +74,8 @@ def parse_uppy_metadata(metadata: Any) -> tuple[dict[str, Any], int | None]:
     if not isinstance(metadata, dict):
         raise ValidationFailed("`metadata` must be an object.")
     size = metadata.get("size")
+    if isinstance(size, str) and size.isdigit() and len(size) <= 20:
+        size = int(size)  # Uppy 5 sends every meta value as a string
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
         raise ValidationFailed("`metadata.size` must be a whole number of bytes.")
     rest = {key: value for key, value in metadata.items() if key not in UPPY_FIELDS and key != "size"}

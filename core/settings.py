@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     # Direct (multipart) uploads left incomplete this long are aborted by maintenance, parts and all.
     multipart_upload_max_age_hours: float = 24.0
     project_thumbnail_debounce_seconds: float = 5.0
-    # Resident-memory ceiling of one task process (SPEC §15); a task that would pass it fails `too-large`.
+    # Resident-memory ceiling of one task process; a task that would pass it fails `too-large`.
     worker_memory_limit_mb: int = Field(default=512, ge=64)
 
     log_level: str = "INFO"

@@ -74,7 +74,10 @@ def create_upload(
 ) -> Asset:
     """Charge `size_bytes` to the user's quota (QuotaExceeded otherwise) and insert the pending asset."""
     reserve_storage(session, user_id, size_bytes)
-    return _insert(session, asset_id, user_id, asset_type, storage_key, mime_type, size_bytes, generation)
+    return _insert(
+        session, id=asset_id, user_id=user_id, type=asset_type, storage_key=storage_key,
+        mime_type=mime_type, size_bytes=size_bytes, generation=generation,
+    )  # fmt: skip
 
 
 def create_import(
@@ -84,32 +87,13 @@ def create_import(
     asset_id = uuid.uuid4()
     key = original_key(user_id, asset_id, "bin")
     return _insert(
-        session, asset_id, user_id, asset_type, key, IMPORT_PLACEHOLDER_MIME, 0, generation, source_url
-    )
+        session, id=asset_id, user_id=user_id, type=asset_type, storage_key=key,
+        mime_type=IMPORT_PLACEHOLDER_MIME, size_bytes=0, generation=generation, original_url=source_url,
+    )  # fmt: skip
 
 
-def _insert(
-    session: Session,
-    asset_id: uuid.UUID,
-    user_id: str,
-    asset_type: str,
-    storage_key: str,
-    mime_type: str,
-    size_bytes: int,
-    generation: dict[str, Any],
-    original_url: str | None = None,
-) -> Asset:
-    asset = Asset(
-        id=asset_id,
-        user_id=user_id,
-        type=asset_type,
-        storage_key=storage_key,
-        mime_type=mime_type,
-        size_bytes=size_bytes,
-        generation=generation,
-        original_url=original_url,
-        status=Status.PENDING,
-    )
+def _insert(session: Session, **columns: Any) -> Asset:
+    asset = Asset(status=Status.PENDING, **columns)
     session.add(asset)
     session.flush()
     return asset

@@ -1,4 +1,4 @@
-"""The Procfile, docker-compose.yml and README describe the same processes."""
+"""The Procfile, docker-compose.yml and the operations doc describe the same processes."""
 
 from __future__ import annotations
 
@@ -57,9 +57,9 @@ def test_procfile_serves_the_api_with_gunicorn_on_port():
     assert {"worker-images", "worker-videos", "beat", "flower"} <= set(_procfile())
 
 
-def test_the_readme_process_table_lists_exactly_the_procfile_processes():
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("### Processes", 1)[1].split("\n### ", 1)[0]
+def test_the_operations_process_table_lists_exactly_the_procfile_processes():
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    section = operations.split("## Processes", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `([a-z-]+)` \|", section, flags=re.MULTILINE))
 
     assert documented == set(_procfile())

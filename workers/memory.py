@@ -1,4 +1,4 @@
-"""The memory ceiling of one task process (SPEC §15): an allocation past it raises MemoryError.
+"""The memory ceiling of one task process: an allocation past it raises MemoryError.
 
 RLIMIT_AS is the one limit the kernel enforces at allocation time for every kind of memory Pillow, numpy
 and Python use (brk, mmap), so a task that would outgrow it gets MemoryError and unwinds instead of the

@@ -20,7 +20,7 @@ import structlog
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from core.settings import media_limits
-from models.asset_lifecycle import Claim, claim_for_rendering, record_failure, record_renditions
+from models.asset_lifecycle import Claim, Status, claim_for_rendering, record_failure, record_renditions
 from models.errors import ObjectMissing, StorageError
 from models.storage.keys import RENDITIONS_PREFIX, rendition_key
 from workers.context import WorkerContext, current
@@ -129,7 +129,7 @@ def _store_and_record(context: WorkerContext, claim: Claim, renditions: Renditio
     if not won:
         return None
     _sweep_orphans(context, claim.asset_id, keep=set(stored.values()))
-    return "ready"
+    return Status.READY
 
 
 def _content_type(rendition: bytes) -> str:
@@ -144,7 +144,7 @@ def _fail(context: WorkerContext, asset_id: uuid.UUID, code: str) -> str | None:
         recorded = record_failure(session, asset_id, code)
     if recorded:
         _sweep_orphans(context, asset_id, keep=set())
-    return "failed" if recorded else None
+    return Status.FAILED if recorded else None
 
 
 def _fresh_key(claim: Claim, name: str) -> str:

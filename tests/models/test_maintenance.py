@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from models.maintenance import (
@@ -20,37 +20,11 @@ from models.maintenance import (
 )
 from models.storage import make_storage
 from models.storage.keys import original_key, project_thumbnail_key, rendition_key
-from models.tables import Asset, Project
+from models.tables import Project
 from models.users import ensure_user
+from tests.models.aged_assets import aged_asset
 
 STUCK = timedelta(minutes=15)
-
-
-def _asset(
-    session: Session, user_id: str, *, status: str, age: timedelta, attempts: int = 0, **columns
-) -> Asset:
-    ensure_user(session, user_id)
-    asset_id = uuid.uuid4()
-    asset = Asset(
-        id=asset_id,
-        user_id=user_id,
-        type=columns.pop("type", "image"),
-        storage_key=columns.pop("storage_key", original_key(user_id, asset_id, "png")),
-        mime_type="image/png",
-        size_bytes=10,
-        status=status,
-        attempts=attempts,
-        **columns,
-    )
-    session.add(asset)
-    session.flush()
-    session.execute(update(Asset).where(Asset.id == asset_id).values(updated_at=datetime.now(UTC) - age))
-    return asset
-
-
-def _status(session: Session, asset: Asset) -> tuple[str, str | None]:
-    row = session.execute(select(Asset.status, Asset.error).where(Asset.id == asset.id)).one()
-    return row.status, row.error
 
 
 @pytest.fixture
@@ -64,8 +38,8 @@ def _put(storage, key: str) -> str:
 
 
 def test_abandoned_objects_are_those_no_row_owns(session, storage):
-    owned = _asset(session, "user_sweep", status="ready", age=timedelta(0))
-    working = _asset(session, "user_sweep", status="processing", age=timedelta(0))
+    owned = aged_asset(session, "user_sweep", status="ready", age=timedelta(0))
+    working = aged_asset(session, "user_sweep", status="processing", age=timedelta(0))
     project = Project(user_id="user_sweep", name="P", canvas_state={"elements": [], "lastModified": 0})
     session.add(project)
     session.flush()
@@ -93,7 +67,7 @@ def test_abandoned_objects_are_those_no_row_owns(session, storage):
 
 @pytest.mark.parametrize("status", ["ready", "failed"])
 def test_a_finished_assets_objects_it_does_not_reference_are_abandoned(session, storage, status):
-    asset = _asset(session, "user_sweep", status=status, age=timedelta(0), thumbnail_key=None)
+    asset = aged_asset(session, "user_sweep", status=status, age=timedelta(0), thumbnail_key=None)
     referenced = _put(storage, asset.storage_key)
     dead_attempts = {
         _put(storage, rendition_key(asset.id, "thumbnail-2-dead")),

@@ -42,7 +42,9 @@ def test_on_s3_an_asset_read_twice_gives_the_same_presigned_links_and_they_serve
     s3_settings, engine, sessions, auth_header, asset
 ):
     app = create_app(s3_settings, build_services(s3_settings, engine, sessions))
-    app.extensions["iskra"].storage.put(asset.thumbnail_key, io.BytesIO(b"RIFF-thumb"), content_type="image/webp")
+    app.extensions["iskra"].storage.put(
+        asset.thumbnail_key, io.BytesIO(b"RIFF-thumb"), content_type="image/webp"
+    )
     client, headers = app.test_client(), auth_header("user_etag")
 
     first = client.get(f"/v1/assets/{asset.id}", headers=headers)

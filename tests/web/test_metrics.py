@@ -23,7 +23,7 @@ from tests.queues import queue_key, take
 from web.app import create_app
 from workers import metrics as _task_metrics  # noqa: F401 - registers them, as a worker process does
 
-README = ROOT / "README.md"
+OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 
 
 def _samples(body: str) -> dict[tuple[str, frozenset], float]:
@@ -102,14 +102,12 @@ def test_queue_depth_is_the_length_of_the_prefixed_redis_list_a_waiting_task_sit
 
 
 def _documented_metrics() -> set[str]:
-    """The metric names in the table of the README's operations section."""
-    operations = README.read_text().split("<!-- section: operations -->", 1)[1]
-    operations = operations.split("<!-- /section: operations -->", 1)[0]
-    table = operations.split("### Metrics", 1)[1].split("\n### ", 1)[0]
+    """The metric names in the table of the operations doc."""
+    table = OPERATIONS_DOC.read_text().split("## Metrics", 1)[1].split("\n## ", 1)[0]
     return set(re.findall(r"^\| `(iskra_[a-z_]+)` \|", table, flags=re.MULTILINE))
 
 
-def test_the_readme_lists_exactly_the_metrics_that_metrics_exports(client):
+def test_the_operations_doc_lists_exactly_the_metrics_that_metrics_exports(client):
     body = client.get("/metrics").get_data(as_text=True)
 
     # `*_created` are the timestamps prometheus_client adds to counters and histograms in one process.

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from PIL import Image
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.storage import Storage
+from core.settings import Settings
+from models.storage import Storage, make_storage
 from models.storage.keys import original_key
 from models.tables import Asset, User
 from models.users import ensure_user
@@ -68,6 +71,20 @@ def open_webp(storage: Storage, key: str) -> Image.Image:
     image.load()
     assert image.format == "WEBP"
     return image
+
+
+@contextmanager
+def committed_assets(
+    settings: Settings, engine: Engine, user_id: str
+) -> Iterator[tuple[sessionmaker[Session], Storage, list[str]]]:
+    """Committing sessions, storage and a list to add asset ids to; those rows and objects go afterwards."""
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    storage = make_storage(settings)
+    created: list[str] = []
+    try:
+        yield sessions, storage, created
+    finally:
+        remove_committed(engine, storage, created, user_id)
 
 
 def remove_committed(engine: Engine, storage: Storage, asset_ids: list[str], user_id: str) -> None:

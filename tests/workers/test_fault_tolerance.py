@@ -13,14 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from sqlalchemy import select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import update
 
 from core import taskqueue
-from models.storage import make_storage
 from models.tables import Asset
 from tests.processes import running, settings_env, wait_until, worker_command
-from tests.workers.rendition_support import add_asset, remove_committed
+from tests.workers.rendition_support import add_asset, asset, committed_assets
 from workers import context
 from workers.maintenance import requeue_stuck_assets
 
@@ -39,16 +37,8 @@ def slow_png() -> bytes:
 
 @pytest.fixture
 def committed(settings, engine):
-    sessions = sessionmaker(engine, expire_on_commit=False)
-    storage = make_storage(settings)
-    created: list[str] = []
-    yield sessions, storage, created
-    remove_committed(engine, storage, created, USER)
-
-
-def _row(sessions, asset_id: str) -> Asset:
-    with sessions() as session:
-        return session.execute(select(Asset).where(Asset.id == uuid.UUID(asset_id))).scalar_one()
+    with committed_assets(settings, engine, USER) as made:
+        yield made
 
 
 def _children(pid: int) -> list[int]:
@@ -66,7 +56,7 @@ def _children(pid: int) -> list[int]:
 
 def _start_and_wait_until_processing(settings, sessions, asset_id: str, worker) -> list[int]:
     taskqueue.send(taskqueue.make_client(settings), taskqueue.MAKE_IMAGE_RENDITIONS, asset_id)
-    wait_until(lambda: _row(sessions, asset_id).status == "processing", timeout=60, interval=0.02)
+    wait_until(lambda: asset(sessions, asset_id).status == "processing", timeout=60, interval=0.02)
     return wait_until(lambda: _children(worker.pid), timeout=10)
 
 
@@ -81,9 +71,9 @@ def test_a_pool_child_killed_mid_thumbnail_is_replaced_and_the_task_redelivered(
         for child in children:
             os.kill(child, signal.SIGKILL)
 
-        wait_until(lambda: _row(sessions, asset_id).status in ("ready", "failed"), timeout=120)
+        wait_until(lambda: asset(sessions, asset_id).status in ("ready", "failed"), timeout=120)
 
-    row = _row(sessions, asset_id)
+    row = asset(sessions, asset_id)
     assert (row.status, row.error) == ("ready", None)
     # A second claim happened: the first run really died before it could finish.
     assert row.attempts >= 2
@@ -104,7 +94,7 @@ def test_a_whole_worker_killed_mid_thumbnail_is_healed_by_the_stuck_asset_sweep_
         for child in children:
             os.kill(child, signal.SIGKILL)
         worker.wait()
-    assert _row(sessions, asset_id).status == "processing"
+    assert asset(sessions, asset_id).status == "processing"
 
     with sessions.begin() as session:  # as if the stall threshold had passed
         session.execute(
@@ -124,9 +114,9 @@ def test_a_whole_worker_killed_mid_thumbnail_is_healed_by_the_stuck_asset_sweep_
         context._current = previous
 
     with running(worker_command("images"), env, tmp_path / "fresh-worker.log"):
-        wait_until(lambda: _row(sessions, asset_id).status in ("ready", "failed"), timeout=120)
+        wait_until(lambda: asset(sessions, asset_id).status in ("ready", "failed"), timeout=120)
 
-    row = _row(sessions, asset_id)
+    row = asset(sessions, asset_id)
     assert (row.status, row.error) == ("ready", None)
     assert row.attempts == 2
 
@@ -154,9 +144,9 @@ def test_a_worker_told_to_stop_mid_thumbnail_finishes_it_before_it_exits(
         signalled_at = datetime.now(UTC)
         worker.send_signal(signal.SIGTERM)  # what honcho, docker stop and systemd send
         exit_code = worker.wait(timeout=120)
-        status_at_exit = _row(sessions, asset_id).status
+        status_at_exit = asset(sessions, asset_id).status
 
-    row = _row(sessions, asset_id)
+    row = asset(sessions, asset_id)
     assert exit_code == 0
     assert _rendition_succeeded_at(log_path) > signalled_at  # the task really was still running
     assert status_at_exit == "ready"  # finished by this worker before it exited, not handed on
@@ -175,10 +165,10 @@ def test_a_worker_stopped_cold_mid_thumbnail_hands_the_task_back_to_the_next_wor
         _start_and_wait_until_processing(settings, sessions, asset_id, worker)
         worker.send_signal(signal.SIGQUIT)  # a second Ctrl-C, or an orchestrator out of patience
         worker.wait(timeout=60)
-    assert _row(sessions, asset_id).status == "processing"
+    assert asset(sessions, asset_id).status == "processing"
 
     with running(worker_command("images"), env, tmp_path / "next-worker.log"):
-        wait_until(lambda: _row(sessions, asset_id).status in ("ready", "failed"), timeout=120)
+        wait_until(lambda: asset(sessions, asset_id).status in ("ready", "failed"), timeout=120)
 
-    row = _row(sessions, asset_id)
+    row = asset(sessions, asset_id)
     assert (row.status, row.error, row.attempts) == ("ready", None, 2)

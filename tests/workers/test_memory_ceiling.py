@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import io
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
 
 from core import taskqueue
-from models.storage import make_storage
 from models.tables import Asset
 from tests.processes import running, settings_env, wait_until, worker_command
 from tests.workers.media.hostile_media import good_jpeg
-from tests.workers.rendition_support import add_asset, remove_committed
+from tests.workers.rendition_support import add_asset, asset, committed_assets
 
 pytestmark = pytest.mark.e2e
 USER = "user_memory"
@@ -56,22 +52,14 @@ def large_inputs(sixteen_bit_png) -> dict[str, tuple[bytes, str]]:
 
 @pytest.fixture
 def committed(settings, engine):
-    sessions = sessionmaker(engine, expire_on_commit=False)
-    storage = make_storage(settings)
-    created: list[str] = []
-    yield sessions, storage, created
-    remove_committed(engine, storage, created, USER)
-
-
-def _row(sessions, asset_id: str) -> Asset:
-    with sessions() as session:
-        return session.execute(select(Asset).where(Asset.id == uuid.UUID(asset_id))).scalar_one()
+    with committed_assets(settings, engine, USER) as made:
+        yield made
 
 
 def _finished(settings, sessions, asset_id: str) -> Asset:
     taskqueue.send(taskqueue.make_client(settings), taskqueue.MAKE_IMAGE_RENDITIONS, asset_id)
-    wait_until(lambda: _row(sessions, asset_id).status in ("ready", "failed"), timeout=180, interval=0.1)
-    return _row(sessions, asset_id)
+    wait_until(lambda: asset(sessions, asset_id).status in ("ready", "failed"), timeout=180, interval=0.1)
+    return asset(sessions, asset_id)
 
 
 def _pool_children(pid: int) -> list[int]:

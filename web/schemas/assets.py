@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StrictInt, model_validator
 
+from models.asset_lifecycle import Status
 from web.schemas import Body, Query
 
 # PostgreSQL's jsonb refuses \u0000, so a NUL is refused here instead of failing the INSERT.
@@ -86,7 +87,7 @@ class AssetUrls(Body):
 class AssetOut(Body):
     id: str
     type: AssetType
-    status: Literal["pending", "processing", "ready", "failed"]
+    status: Status
     error: str | None
     mime_type: str
     size_bytes: int

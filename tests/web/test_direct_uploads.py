@@ -267,3 +267,13 @@ def _far_future():
     from datetime import UTC, datetime, timedelta
 
     return datetime.now(UTC) + timedelta(days=1)
+
+
+def test_the_openapi_document_describes_the_direct_upload_routes_under_both_endpoints(client):
+    paths = client.get("/openapi.json").json["paths"]
+
+    for endpoint in ("/v1/uploads", "/v1/uploads/t/{ticket}"):
+        assert {"507", "415", "413"} <= set(paths[f"{endpoint}/s3/multipart"]["post"]["responses"])
+        complete = paths[f"{endpoint}/s3/multipart/{{upload_id}}/complete"]["post"]
+        assert {"200", "404", "413", "415", "422", "507"} <= set(complete["responses"])
+    assert "201" in paths["/v1/uploads/sessions"]["post"]["responses"]

@@ -8,6 +8,7 @@ from the browser to storage; completion checks the stored object as a form uploa
 from __future__ import annotations
 
 from flask import Blueprint, request
+from spectree import Response
 
 from core.settings import media_limits
 from models.asset_lifecycle import create_upload, next_task
@@ -34,12 +35,15 @@ from web.direct_uploads import (
 )
 from web.enqueue import enqueue
 from web.idempotency import idempotent
+from web.openapi import api
 from web.ratelimit import rate_limited
+from web.schemas.uploads import MultipartCreatedOut, PartUrlOut, UploadSessionOut
 from web.services import services
 from web.uploads import vetted_stream
 from web.views.assets import asset_out
 
 PART_URL_SECONDS = 3600
+TAGS = ["direct uploads"]
 
 bp = Blueprint("uploads", __name__, url_prefix="/uploads")
 ticket_bp = Blueprint("uploads_ticket", __name__, url_prefix="/v1/uploads/t/<ticket>")
@@ -49,6 +53,7 @@ for blueprint in (bp, ticket_bp):
 
 
 @bp.post("/sessions")
+@api.validate(resp=Response(HTTP_201=UploadSessionOut), tags=["direct uploads"])
 def open_session():
     """An upload session: a `companionEndpoint` that stands for the caller for one hour."""
     ticket, expires_at = direct_uploads().open_session(current_identity().user_id)
@@ -56,6 +61,9 @@ def open_session():
 
 
 @rate_limited("upload")
+@api.validate(
+    resp=Response("HTTP_413", "HTTP_415", "HTTP_422", "HTTP_507", HTTP_200=MultipartCreatedOut), tags=TAGS
+)
 def create_multipart():
     """Start a multipart upload; refused before anything is stored when it cannot be accepted."""
     body = request.get_json(silent=True) or {}
@@ -76,6 +84,7 @@ def create_multipart():
     return {"key": key, "uploadId": upload_id}
 
 
+@api.validate(resp=Response("HTTP_400", "HTTP_404", HTTP_200=PartUrlOut), tags=TAGS)
 def sign_part(upload_id: str, number: str):
     """Where to PUT one part: `{url, expires}` (no Content-Type is signed)."""
     upload = direct_uploads().owned(current_identity().user_id, upload_id, upload_key())
@@ -85,6 +94,7 @@ def sign_part(upload_id: str, number: str):
     return {"url": api_url(url) if url.startswith("/") else url, "expires": PART_URL_SECONDS}
 
 
+@api.validate(resp=Response("HTTP_200", "HTTP_404"), tags=TAGS)
 def list_parts(upload_id: str):
     """The parts uploaded so far, as a bare array (what a resumed upload skips)."""
     upload = direct_uploads().owned(current_identity().user_id, upload_id, upload_key())
@@ -94,6 +104,12 @@ def list_parts(upload_id: str):
 
 
 @idempotent
+@api.validate(
+    resp=Response(
+        "HTTP_200", "HTTP_400", "HTTP_404", "HTTP_409", "HTTP_413", "HTTP_415", "HTTP_422", "HTTP_507"
+    ),
+    tags=TAGS,
+)
 def complete_multipart(upload_id: str):
     """Join the parts, check the object as any upload is checked, charge it and create the asset."""
     user_id, storage = current_identity().user_id, services().storage
@@ -136,6 +152,7 @@ def completed(asset):
     return body, 200, {"Location": location}
 
 
+@api.validate(resp=Response("HTTP_200", "HTTP_404"), tags=TAGS)
 def abort_multipart(upload_id: str):
     """Abort the upload: its parts are gone. Answers `{}` (Uppy reads a JSON body)."""
     upload = direct_uploads().owned(current_identity().user_id, upload_id, upload_key())
@@ -144,6 +161,7 @@ def abort_multipart(upload_id: str):
     return {}
 
 
+@api.validate(resp=Response("HTTP_422"), tags=TAGS)
 def single_put_params():
     """Uppy's route for files it does not send in parts (empty files): refused, every upload is multipart."""
     raise InvalidMedia("the file is empty; non-empty files are uploaded in parts", code="empty")

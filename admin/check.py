@@ -82,7 +82,7 @@ def check_workers(settings: Settings, timeout: float) -> str:
 
 def _wait_for_pings(
     sessions: sessionmaker[Session], ping_ids: list[uuid.UUID], timeout: float
-) -> dict[uuid.UUID, str]:
+) -> dict[uuid.UUID, str | None]:
     deadline = time.monotonic() + timeout
     while True:
         with sessions() as session:

@@ -135,8 +135,9 @@ def _sum_of_sizes(user_id: str) -> Any:
 
 def reconcile_storage_usage(session: Session) -> list[Drift]:
     """Set every user's storage_used_bytes to the sum of their assets' sizes; what was fixed."""
-    totals = select(Asset.user_id, func.sum(Asset.size_bytes).label("total")).group_by(Asset.user_id)
-    totals = totals.subquery()
+    totals = (
+        select(Asset.user_id, func.sum(Asset.size_bytes).label("total")).group_by(Asset.user_id).subquery()
+    )
     suspects = session.scalars(
         select(User.user_id)
         .outerjoin(totals, totals.c.user_id == User.user_id)

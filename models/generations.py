@@ -8,8 +8,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, case, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, SQLColumnExpression, case, func, select, update
 from sqlalchemy.orm import Session
 
 from models.cycles import cycle_containing
@@ -47,7 +48,7 @@ def _columns(type_: str) -> tuple:
     raise ValueError(f"unknown generation type {type_!r}")
 
 
-def _in_cycle(column: ColumnElement[int], now: datetime) -> ColumnElement[int]:
+def _in_cycle(column: SQLColumnExpression[int], now: datetime) -> ColumnElement[int]:
     """The counter as of `now`: zero once the cycle it belongs to has ended."""
     return case((User.billing_cycle_end <= now, 0), else_=column)
 
@@ -161,12 +162,14 @@ def reset_expired_cycles(session: Session, now: datetime | None = None) -> int:
             return done
         for user_id, created_at in due:
             start, end = cycle_containing(created_at.astimezone(UTC), now)
-            done += session.execute(
+            rolled = session.execute(
                 update(User)
                 .where(User.user_id == user_id, User.billing_cycle_end <= now)
                 .values(_rolled(now, start, end))
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            )
+            # An UPDATE yields a CursorResult (it has rowcount); Session.execute is typed as a plain Result.
+            done += cast(CursorResult[Any], rolled).rowcount
         _expire(session, *(user_id for user_id, _ in due))
 
 
@@ -197,6 +200,6 @@ def is_upgrade(old: str, new: str) -> bool:
 def _expire(session: Session, *user_ids: str) -> None:
     # Loaded User objects would otherwise show the counters from before the UPDATE.
     for user_id in user_ids:
-        user = session.identity_map.get(session.identity_key(User, user_id))  # type: ignore[arg-type]
+        user = session.identity_map.get(session.identity_key(User, user_id))
         if user is not None:
             session.expire(user)

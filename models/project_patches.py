@@ -68,7 +68,7 @@ def _read_skeleton(
         text(
             "SELECT p.revision, d.doc - 'elements' AS top, octet_length(d.doc::text) AS text_bytes, "
             "CASE WHEN jsonb_typeof(d.doc -> 'elements') = 'array' "
-            "THEN jsonb_array_length(d.doc -> 'elements') END AS count, "
+            "THEN jsonb_array_length(d.doc -> 'elements') END AS element_count, "
             "jsonb_path_query_array(d.doc, '$.elements[*].id') AS ids, "
             "jsonb_path_query_array(d.doc, '$.elements[*].type') AS types, "
             "(SELECT jsonb_agg(d.doc -> 'elements' -> n.index ORDER BY n.position) "
@@ -84,12 +84,14 @@ def _read_skeleton(
     if row.revision not in expected_revisions:
         raise stale_revision(row.revision)
     # A canvas stored before the schema held (no list, elements without ids) is left to the whole path.
-    if row.count is None or not len(row.ids) == len(row.types) == row.count:
+    if row.element_count is None or not len(row.ids) == len(row.types) == row.element_count:
         return row.revision, None
     if not all(isinstance(element_id, str) for element_id in row.ids):
         return row.revision, None
     loaded_elements = {
-        index: element for index, element in zip(named, row.loaded or [], strict=False) if index < row.count
+        index: element
+        for index, element in zip(named, row.loaded or [], strict=False)
+        if index < row.element_count
     }
     return row.revision, StoredSkeleton(row.top, row.ids, row.types, row.text_bytes, loaded_elements)
 

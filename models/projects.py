@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 
 from sqlalchemy import String, Uuid, any_, bindparam, cast, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -142,7 +143,7 @@ def store_state(
     return Saved(row.revision, row.last_saved_at, images, videos)
 
 
-def _refuse_failed_save(session: Session, user_id: str, pid: uuid.UUID) -> None:
+def _refuse_failed_save(session: Session, user_id: str, pid: uuid.UUID) -> NoReturn:
     # Only reached when the UPDATE matched nothing: tell a missing project from a stale revision.
     current = session.scalar(select(Project.revision).where(Project.id == pid, Project.user_id == user_id))
     if current is None:
@@ -185,7 +186,8 @@ def check_asset_ownership(
         ).all()
     )
     for index, element in checked:
-        asset_type = owned.get(asset_uuid(element.assetId))
+        asset_id = asset_uuid(element.assetId)
+        asset_type = owned.get(asset_id) if asset_id is not None else None
         if asset_type is None or (element.assetType is not None and element.assetType != asset_type):
             raise ValidationFailed(
                 f"Element {element.id!r} references an asset that is not one of yours.",

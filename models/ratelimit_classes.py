@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 WINDOW_SECONDS = {"perMinute": 60, "perHour": 3_600, "perDay": 86_400}
 
@@ -18,7 +19,8 @@ DEFAULT_CLASSES: dict[str, dict[str, int]] = {
 # The override section that applies to every plan, and to unauthenticated (`ip`) requests.
 ALL_PLANS = "default"
 
-Overrides = Mapping[str, Mapping[str, Mapping[str, int | None]]]
+# Settings declare the class and window keys as Literal names, and a Mapping's key type is invariant.
+Overrides = Mapping[str, Mapping[Any, Mapping[Any, int | None]]]
 
 
 @dataclass(frozen=True)

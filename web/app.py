@@ -84,8 +84,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.extensions["iskra"] = services
     if settings.trusted_proxy_count:
         # The address our outermost proxy saw becomes request.remote_addr, for rate limits and logs alike;
-        # X-Forwarded-For from anyone else is never read.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)
+        # X-Forwarded-For from anyone else is never read. (Flask documents wrapping wsgi_app for
+        # middleware; its type says method.)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)  # type: ignore[method-assign]
     register_forwarded_for_warning(app, settings)
     CORS(
         app,

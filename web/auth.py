@@ -30,6 +30,8 @@ class Identity:
 class Authenticator:
     """Verifies bearer tokens with pinned algorithms; every failure is an `Unauthorized`."""
 
+    jwks: JwksCache | None
+
     def __init__(self, settings: Settings, jwks: JwksCache | None = None) -> None:
         self.settings = settings
         if settings.auth_mode == "clerk":
@@ -69,7 +71,7 @@ class Authenticator:
             raise Unauthorized(f"The token was refused: {error}.") from None
         return self._identity(claims)
 
-    def _key(self, header: dict[str, object]) -> object:
+    def _key(self, header: dict[str, object]) -> str | jwt.PyJWK:
         if self.jwks is None:
             secret = dev_secret(self.settings)
             if secret is None:
@@ -95,8 +97,9 @@ class Authenticator:
             raise Unauthorized("The token's subject is not a user id.")
         email = claims.get("email")
         # Kept only if the users table can hold it: no NUL, control characters or lone surrogates.
-        usable = isinstance(email, str) and len(email) <= MAX_EMAIL_LENGTH and email.isprintable()
-        return Identity(user_id=subject, email=email if usable else "")
+        if not isinstance(email, str) or len(email) > MAX_EMAIL_LENGTH or not email.isprintable():
+            email = ""
+        return Identity(user_id=subject, email=email)
 
 
 def dev_secret(settings: Settings) -> str | None:

@@ -14,7 +14,7 @@ from models.errors import BadRequest, ValidationFailed
 def _refuse_invalid(_req: Any, _resp: Any, error: Exception | None, _instance: Any, *_rest: Any) -> None:
     # Validation failures flow into the one problem+json mapping instead of spectree's own body.
     if error is not None:
-        errors = getattr(error, "errors", lambda **_: [])(include_url=False, include_context=False)
+        errors: list[Any] = getattr(error, "errors", lambda **_: [])(include_url=False, include_context=False)
         raise ValidationFailed("The request does not match the schema.", errors=errors)
     # spectree validates a body it cannot parse (or one that is not JSON) as `{}`, which an all-optional
     # schema accepts: `POST /v1/projects` would create a project from a truncated body.
@@ -32,7 +32,7 @@ def _validated_a_body() -> bool:
 def refuse_bad_query(_req: Any, _resp: Any, error: Exception | None, *_rest: Any) -> None:
     """A query that does not match its schema is a 400 (a bad page size or cursor), not a body failure."""
     if error is not None:
-        errors = getattr(error, "errors", lambda **_: [])(include_url=False, include_context=False)
+        errors: list[Any] = getattr(error, "errors", lambda **_: [])(include_url=False, include_context=False)
         raise BadRequest("The query parameters are not valid.", errors=errors)
 
 

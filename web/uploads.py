@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from tempfile import SpooledTemporaryFile
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from flask import request
 from pydantic import ValidationError
@@ -53,9 +53,10 @@ class _Budget:
     """Bytes allowed across every file part of one request; refuses the write that passes the limit."""
 
     def __init__(self, limit: int) -> None:
-        self.limit, self.used, self.spools = limit, 0, []
+        self.limit, self.used = limit, 0
+        self.spools: list[_CountingSpool] = []
 
-    def spool(self, **_: Any) -> BinaryIO:
+    def spool(self, *_: Any, **__: Any) -> IO[bytes]:
         spool = _CountingSpool(self)
         self.spools.append(spool)
         return spool
@@ -70,7 +71,7 @@ class _Budget:
             spool.close()
 
 
-class _CountingSpool(SpooledTemporaryFile):
+class _CountingSpool(SpooledTemporaryFile[bytes]):
     def __init__(self, budget: _Budget) -> None:
         super().__init__(max_size=SPOOL_MEMORY_BYTES)
         self._budget = budget
@@ -106,7 +107,8 @@ def _parse(budget: _Budget, max_file_bytes: int) -> ReceivedUpload:
         raise BadRequest("The multipart body is malformed.") from None
     if list(files) != ["file"] or len(files.getlist("file")) != 1:
         raise BadRequest("Send exactly one file, in the part named `file`.")
-    return ReceivedUpload(file=files["file"].stream, size=budget.used, form=form)
+    # The stream is one of our binary spools; werkzeug types it as the wider IO[bytes].
+    return ReceivedUpload(file=cast(BinaryIO, files["file"].stream), size=budget.used, form=form)
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from core import taskqueue
 from models.asset_lifecycle import Claim
@@ -52,4 +52,4 @@ def seekable(stream: BinaryIO) -> Iterator[BinaryIO]:
         except OSError as error:
             raise StorageError(f"reading the original failed: {error}") from error
         copy.seek(0)
-        yield copy
+        yield cast(BinaryIO, copy)  # typeshed types a spooled file as IO[bytes], not BinaryIO

@@ -35,9 +35,9 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 # botocore dates a SigV4 signature by its own clock (`botocore.auth.get_current_datetime`) and takes no
 # other moment (boto/botocore#2230). That clock is replaced, once, by one that answers the moment a
 # presign asked for while it runs and the real time otherwise; a ContextVar holds the moment, so a
-# request signing on another thread at the same time never sees it.
+# request signing on another thread at the same time never sees it. (botocore-stubs omit that clock.)
 _signing_moment: ContextVar[datetime | None] = ContextVar("s3_signing_moment", default=None)
-_botocore_clock = botocore.auth.get_current_datetime
+_botocore_clock = botocore.auth.get_current_datetime  # type: ignore[attr-defined]
 
 
 def _dated_clock(*args: Any, **kwargs: Any) -> datetime:
@@ -46,8 +46,8 @@ def _dated_clock(*args: Any, **kwargs: Any) -> datetime:
 
 
 def _install_dated_clock() -> None:
-    if botocore.auth.get_current_datetime is not _dated_clock:
-        botocore.auth.get_current_datetime = _dated_clock
+    if botocore.auth.get_current_datetime is not _dated_clock:  # type: ignore[attr-defined]
+        botocore.auth.get_current_datetime = _dated_clock  # type: ignore[attr-defined]
 
 
 @contextmanager
@@ -198,7 +198,7 @@ class S3Storage(S3Multipart):
     def open(self, key: str) -> BinaryIO:
         with _translated("get", validate_key(key)):
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
-        return io.BufferedReader(_Body(body, key), buffer_size=1024 * 1024)  # type: ignore[return-value]
+        return io.BufferedReader(_Body(body, key), buffer_size=1024 * 1024)
 
     def download_to(self, key: str, path: str) -> None:
         with _translated("download", validate_key(key)):

@@ -18,7 +18,7 @@ class Body(BaseModel):
 class Query(Body):
     """Query parameters: unknown ones (cache busters) are ignored, blank ones (`?type=`) count as absent."""
 
-    model_config = ConfigDict(Body.model_config, extra="ignore")
+    model_config = ConfigDict(extra="ignore")
 
     @model_validator(mode="before")
     @classmethod

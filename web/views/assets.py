@@ -107,7 +107,7 @@ def upload_asset():
 @api.validate(json=ImportIn, resp=Response(HTTP_202=AssetOut), tags=["assets"])
 def import_asset():
     """Import generated media from a URL: the asset is created pending and a task downloads it."""
-    body, settings = request.context.json, services().settings
+    body, settings = request.context.json, services().settings  # type: ignore[attr-defined]
     target = parse_target(body.source_url, allow_http=settings.import_allow_http)
     check_literal_host(target, allow_loopback=settings.import_allow_loopback)
     generation = body.metadata.model_dump(exclude_none=True) if body.metadata else {}
@@ -133,7 +133,7 @@ def import_asset():
 @api.validate(query=ListQuery, resp=Response(HTTP_200=AssetPage), tags=["assets"], before=refuse_bad_query)
 def list_assets_view():
     """The caller's assets newest first, a page at a time (`cursor`); or with `ids`, those in that order."""
-    query: ListQuery = request.context.query
+    query: ListQuery = request.context.query  # type: ignore[attr-defined]
     user_id = current_identity().user_id
     with db().begin():
         if query.ids is not None:

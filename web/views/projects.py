@@ -47,7 +47,7 @@ MAX_REVISION = 2**31 - 1
 )
 def list_projects():
     """The caller's projects, last saved first (metadata only)."""
-    query = request.context.query
+    query = request.context.query  # type: ignore[attr-defined]
     with db().begin():
         user_id = signed_in_user().user_id
         rows, next_cursor = projects.list_projects(db(), user_id, query.limit, query.cursor)
@@ -59,7 +59,7 @@ def list_projects():
 @api.validate(json=CreateIn, resp=Response(HTTP_201=ProjectOut), tags=["projects"])
 def create_project():
     """A new empty project; named `Iskra Project NN` unless a name is given."""
-    body = request.context.json
+    body = request.context.json  # type: ignore[attr-defined]
     with db().begin():
         project = projects.create_project(
             db(),
@@ -129,10 +129,9 @@ def _after_save(project_id: str, saved: projects.Saved):
 @api.validate(json=RenameIn, resp=Response(HTTP_200=ProjectSummaryOut), tags=["projects"])
 def rename_project(project_id: str):
     """Rename the project (trimmed, 1-100 characters); the canvas and its revision are untouched."""
+    body: RenameIn = request.context.json  # type: ignore[attr-defined]
     with db().begin():
-        project = projects.rename_project(
-            db(), current_identity().user_id, project_id, request.context.json.name
-        )
+        project = projects.rename_project(db(), current_identity().user_id, project_id, body.name)
     return dump(_summary(project)), 200, {"ETag": etag(project.revision)}
 
 

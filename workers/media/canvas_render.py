@@ -11,6 +11,7 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from PIL import Image, ImageColor
 
@@ -115,7 +116,8 @@ def _composite(canvas: Image.Image, picture: Image.Image, x: int, y: int) -> Non
 
 
 def _encode(canvas: Image.Image) -> bytes:
-    opaque = canvas.getextrema()[3][0] == 255
+    # An RGBA canvas has one (min, max) pair per band; the fourth is alpha.
+    opaque = cast(tuple[tuple[int, int], ...], canvas.getextrema())[3][0] == 255
     output = io.BytesIO()
     (canvas.convert("RGB") if opaque else canvas).save(output, "WEBP", quality=WEBP_QUALITY, method=4)
     return output.getvalue()

@@ -3,6 +3,7 @@
 import io
 import struct
 from functools import lru_cache
+from typing import cast
 
 from PIL import Image, ImageCms
 
@@ -82,12 +83,16 @@ def _is_wide(mode: str) -> bool:
 
 def _levels(img: Image.Image) -> tuple[float, float]:
     """The lowest and highest value of a 16/32-bit or float image."""
+    # A one-band image has one (min, max) pair, which Pillow's return type does not tell apart.
     try:
-        low, high = img.getextrema()
+        low, high = cast(tuple[float, float], img.getextrema())
     except ValueError:  # big-endian and other raw 16-bit layouts: measured a strip at a time
         rows = max(1, _STRIP_PIXELS // img.width)
         parts = [
-            img.crop((0, top, img.width, min(img.height, top + rows))).convert("I").getextrema()
+            cast(
+                tuple[int, int],
+                img.crop((0, top, img.width, min(img.height, top + rows))).convert("I").getextrema(),
+            )
             for top in range(0, img.height, rows)
         ]
         low, high = min(part[0] for part in parts), max(part[1] for part in parts)
@@ -98,7 +103,8 @@ def _to_eight_bit(img: Image.Image, levels: tuple[float, float] | None = None) -
     # Pillow clips I;16/I/F to 0..255 on convert("L"); scale instead, assuming the range the
     # values actually use: 8-bit, 16-bit, 0..1 floats, or whatever min..max they span.
     wide = img.convert("F")
-    low, high = levels or wide.getextrema()
+    # A one-band image has one (min, max) pair, which Pillow's return type does not tell apart.
+    low, high = levels or cast(tuple[float, float], wide.getextrema())
     if low >= 0 and high <= 1.0 and img.mode == "F":
         scale, offset = 255.0, 0.0
     elif low >= 0 and high <= 255:
@@ -135,7 +141,7 @@ def _apply_profile(img: Image.Image, icc_profile: bytes, in_place: bool = False)
         ImageCms.applyTransform(colour, transform, inPlace=True)
         return colour
     converted = ImageCms.applyTransform(colour, transform)
-    if alpha is not None:
+    if alpha is not None and converted is not None:
         converted.putalpha(alpha)
     return converted
 

@@ -131,11 +131,12 @@ def _opened(source: Source, sniffed: SniffedType, limits: MediaLimits) -> Iterat
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         # Pillow warns about damaged metadata as it opens a file; the EXIF is judged by _orientation.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
-        fp = source if hasattr(source, "read") else stack.enter_context(open(source, "rb"))
+        fp = stack.enter_context(open(source, "rb")) if isinstance(source, str | os.PathLike) else source
         _lift_pillow_bomb_limit(limits.max_pixels)
         if sniffed.pil_format in ("HEIF", "AVIF"):
             prepare_heif_and_avif()
         check_dimensions(*image_header_size(fp, sniffed), limits)
+        assert sniffed.pil_format is not None  # image_header_size refuses a type without one
         if count_frames(fp, sniffed, stop_after=limits.max_frames) > limits.max_frames:
             raise MediaRejected("too-many-frames", f"more than {limits.max_frames} frames")
         try:

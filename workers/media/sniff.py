@@ -3,10 +3,12 @@
 import io
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from PIL import BmpImagePlugin, GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
+from PIL.ImageFile import ImageFile
 
 from workers.media.errors import MediaRejected
 from workers.media.limits import MediaLimits
@@ -150,7 +152,7 @@ def check_dimensions(width: int, height: int, limits: MediaLimits) -> None:
 # limit, which would raise before we could report the declared size (the caller compares it with
 # MediaLimits). These read headers only; JpegImageFile rather than the JPEG factory so that
 # multi-picture JPEGs are not turned into MPO files, which seek (and bomb-check) at open.
-_HEADER_READERS = {
+_HEADER_READERS: dict[str, Callable[[BinaryIO], ImageFile]] = {
     "JPEG": JpegImagePlugin.JpegImageFile,
     "PNG": PngImagePlugin.PngImageFile,
     "GIF": GifImagePlugin.GifImageFile,
@@ -169,7 +171,7 @@ def image_header_size(fp: BinaryIO, sniffed: SniffedType) -> tuple[int, int]:
 
     HEIF reports its primary image's size with `irot` already applied, as libheif will decode it.
     """
-    if sniffed.kind != "image" or sniffed.pil_format not in IMAGE_FORMATS:
+    if sniffed.kind != "image" or sniffed.pil_format is None or sniffed.pil_format not in IMAGE_FORMATS:
         raise MediaRejected("unsupported-format", f"{sniffed.mime_type} is not an image we decode")
     fp.seek(0)
     head = fp.read(32)

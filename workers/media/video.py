@@ -60,7 +60,7 @@ class Poster:
 
 def _demuxer(sniffed: SniffedType) -> str:
     # Never let ffmpeg guess: probing would also accept playlists (hls) and file lists (concat).
-    if sniffed.kind != "video" or sniffed.demuxer not in VIDEO_DEMUXERS:
+    if sniffed.kind != "video" or sniffed.demuxer is None or sniffed.demuxer not in VIDEO_DEMUXERS:
         raise MediaRejected("unsupported-format", f"{sniffed.mime_type} is not a video we demux")
     return sniffed.demuxer
 

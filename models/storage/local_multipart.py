@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
 from itsdangerous import BadData, URLSafeSerializer
 
@@ -87,7 +87,8 @@ class LocalMultipart:
     root: Path
     part_signer: PartSigner
 
-    def put(self, key: str, stream: BinaryIO, *, content_type: str) -> ObjectInfo: ...
+    def put(self, key: str, stream: BinaryIO, *, content_type: str) -> ObjectInfo:
+        raise NotImplementedError
 
     def _upload_dir(self, upload_id: str) -> Path:
         try:
@@ -120,7 +121,7 @@ class LocalMultipart:
         token = self.part_signer.sign(key, upload_id, part_number, expires_in=expires_in, max_bytes=max_bytes)
         return PART_PATH + token
 
-    def write_part(self, grant: PartGrant, stream: BinaryIO) -> str:
+    def write_part(self, grant: PartGrant, stream: IO[bytes]) -> str:
         """Store one part a signed URL granted; its ETag. PayloadTooLarge past the grant's bytes."""
         self._manifest(grant.key, grant.upload_id)
         if not 1 <= grant.part_number <= MAX_PART_NUMBER:
@@ -168,7 +169,7 @@ class LocalMultipart:
                 raise PartMismatch(f"part {number} was not uploaded with that ETag")
         directory = self._upload_dir(upload_id)
         with _Joined([directory / f"{number}.part" for number in numbers]) as joined:
-            info = self.put(key, joined, content_type=manifest["content_type"])
+            info = self.put(key, cast(BinaryIO, joined), content_type=manifest["content_type"])
         self.abort_multipart(key, upload_id)
         return info
 
@@ -202,7 +203,8 @@ class _Joined:
     """The parts' files read one after another as one stream."""
 
     def __init__(self, paths: list[Path]) -> None:
-        self._paths, self._current = list(paths), None
+        self._paths = list(paths)
+        self._current: BinaryIO | None = None
 
     def __enter__(self) -> _Joined:
         return self

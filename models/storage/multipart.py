@@ -11,10 +11,12 @@ import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from models.errors import StorageError
-from models.storage.base import ObjectInfo
+
+if TYPE_CHECKING:
+    from models.storage.base import ObjectInfo
 
 # S3's bounds: parts are numbered 1..10,000.
 MAX_PART_NUMBER = 10_000
@@ -112,7 +114,7 @@ class RangedObject(io.RawIOBase):
 
 def ranged_reader(storage: MultipartStorage, key: str, size: int) -> BinaryIO:
     """A buffered, seekable reader of the object that reads it by ranges of at least 256 KiB."""
-    return io.BufferedReader(RangedObject(storage, key, size), buffer_size=RANGE_BYTES)  # type: ignore[return-value]
+    return io.BufferedReader(RangedObject(storage, key, size), buffer_size=RANGE_BYTES)
 
 
 def abort_incomplete_uploads(storage: MultipartStorage, started_before: datetime) -> list[IncompleteUpload]:

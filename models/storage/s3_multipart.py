@@ -37,7 +37,8 @@ class S3Multipart:
     client: Any
     bucket: str
 
-    def head(self, key: str) -> ObjectInfo | None: ...
+    def head(self, key: str) -> ObjectInfo | None:
+        raise NotImplementedError
 
     def create_multipart(self, key: str, *, content_type: str) -> str:
         with _multipart_errors("create multipart", validate_key(key)):
@@ -47,7 +48,7 @@ class S3Multipart:
     def part_url(self, key: str, upload_id: str, part_number: int, *, expires_in: int, max_bytes: int) -> str:
         # S3 cannot bound a presigned PUT's size without signing its Content-Length, which a browser
         # sending a Blob slice never names to us: completion checks the total instead.
-        params = {"Bucket": self.bucket, "Key": validate_key(key), "UploadId": upload_id}
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": validate_key(key), "UploadId": upload_id}
         params["PartNumber"] = part_number
         with _multipart_errors("presign part", key):
             return self.client.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_in)

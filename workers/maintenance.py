@@ -79,7 +79,7 @@ def abort_stale_multipart_uploads(max_age_seconds: float | None = None) -> int:
         max_age_seconds = context.settings.multipart_upload_max_age_hours * 3600
     started_before = datetime.now(UTC) - timedelta(seconds=max_age_seconds)
     aborted = abort_incomplete_uploads(context.storage, started_before)
-    MULTIPART_ABORTED.inc(len(aborted))
+    MULTIPART_ABORTED.labels(context.settings.storage_backend).inc(len(aborted))
     if aborted:
         log.warning("stale_multipart_uploads_aborted", count=len(aborted), keys=[u.key for u in aborted[:20]])
     return len(aborted)

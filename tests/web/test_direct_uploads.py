@@ -14,6 +14,7 @@ from tests.web.uploading import assert_problem, leftovers, queued, stored_keys
 from tests.workers.media.hostile_media import good_jpeg, text_as_jpg
 from web.app import create_app
 from workers.maintenance import abort_stale_multipart_uploads
+from workers.metrics import MULTIPART_ABORTED
 
 FREE_QUOTA = 500 * MIB
 
@@ -256,8 +257,11 @@ def test_abandoned_uploads_disappear_after_the_maintenance_sweep(backend_app, au
     created = direct.create().json
     direct.upload_parts(created["uploadId"], created["key"], good_jpeg(16, 16))
 
+    counted = MULTIPART_ABORTED.labels(worker_context.settings.storage_backend)._value.get()
+
     assert abort_stale_multipart_uploads(max_age_seconds=3600) == 0
     assert abort_stale_multipart_uploads(max_age_seconds=0) >= 1
+    assert MULTIPART_ABORTED.labels(worker_context.settings.storage_backend)._value.get() > counted
 
     assert_problem(direct.list_parts(created["uploadId"], created["key"]), 404, "not-found")
     assert created["uploadId"] not in {u.upload_id for u in storage.incomplete_uploads(_far_future())}

@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     # Direct (multipart) uploads left incomplete this long are aborted by maintenance, parts and all.
     multipart_upload_max_age_hours: float = 24.0
     project_thumbnail_debounce_seconds: float = 5.0
+    # One user's renders start at least this far apart, however many of their projects are being saved.
+    project_thumbnail_user_interval_seconds: float = Field(default=2.0, ge=0)
     # Resident-memory ceiling of one task process; a task that would pass it fails `too-large`.
     worker_memory_limit_mb: int = Field(default=512, ge=64)
 

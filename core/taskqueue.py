@@ -14,13 +14,16 @@ from kombu import Exchange, Queue
 
 from core.settings import Settings
 
-QUEUES = ("images", "videos", "maintenance")
+QUEUES = ("images", "videos", "renders", "maintenance")
 
 # Stable task names (the contract); workers register functions under exactly these.
 MAKE_IMAGE_RENDITIONS = "images.make_renditions"
 MAKE_VIDEO_RENDITIONS = "videos.make_renditions"
 IMPORT_REMOTE_ASSET = "images.import_remote"
-RENDER_PROJECT_THUMBNAIL = "images.render_project_thumbnail"
+RENDER_PROJECT_THUMBNAIL = "renders.project_thumbnail"
+# The render's name while it shared the images queue: messages sent under it before an upgrade are
+# forwarded to the renders queue by the images workers, never rendered there.
+LEGACY_RENDER_PROJECT_THUMBNAIL = "images.render_project_thumbnail"
 PING = "maintenance.ping"
 PURGE_DELETED_OBJECTS = "maintenance.purge_deleted_objects"
 SWEEP_ABANDONED_UPLOADS = "maintenance.sweep_abandoned_uploads"
@@ -31,6 +34,9 @@ RESET_GENERATION_CYCLES = "maintenance.reset_generation_cycles"
 
 # The longest hard time limit of any task; the broker must not redeliver a task still running.
 LONGEST_TASK_SECONDS = 300
+# Workers hold a delayed message unacknowledged until it is due: longer than the visibility timeout
+# (below) and the Redis transport would hand it out a second time while it still waits.
+MAX_COUNTDOWN_SECONDS = LONGEST_TASK_SECONDS * 2
 
 
 def queue_for(task_name: str) -> str:

@@ -10,6 +10,8 @@ from pathlib import Path
 import yaml
 from honcho.environ import parse_procfile
 
+from core.taskqueue import QUEUES
+
 ROOT = Path(__file__).resolve().parent.parent
 INFRASTRUCTURE = {"postgres", "redis", "s3", "migrate"}
 
@@ -54,7 +56,17 @@ def test_procfile_serves_the_api_with_gunicorn_on_port():
     web = _procfile()["web"]
 
     assert "gunicorn" in web and "${PORT" in web
-    assert {"worker-images", "worker-videos", "beat", "flower"} <= set(_procfile())
+    assert {"worker-images", "worker-renders", "worker-videos", "beat", "flower"} <= set(_procfile())
+
+
+def test_each_queue_has_its_own_worker_process_consuming_only_it():
+    consumed = {}
+    for name, command in _procfile().items():
+        if " worker " in command:
+            consumed[name] = command.split(" -Q ", 1)[1].split()[0]
+
+    assert sorted(consumed.values()) == sorted(QUEUES)
+    assert consumed["worker-renders"] == "renders" and consumed["worker-images"] == "images"
 
 
 def test_the_operations_process_table_lists_exactly_the_procfile_processes():

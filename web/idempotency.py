@@ -74,6 +74,7 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Response]:
             services().idempotency_keys.settle(pending.claim, _kept(pending.claim, response))
         return response
 
+    guarded.idempotent = True  # type: ignore[attr-defined]  # read by web/openapi.py
     return guarded
 
 

@@ -1,14 +1,48 @@
-"""The OpenAPI document: request/response models declared on views, served at /openapi.json and /docs."""
+"""The OpenAPI document: request/response models declared on views, served at /openapi.json and /docs.
+
+spectree writes what the view decorators say (JSON bodies, query models, success responses); `document`
+then adds what a decorator cannot say, so the document describes every route as it really behaves:
+
+- A route declares the statuses particular to it in its `Response`, as codes without a model beside the
+  success model: `Response("HTTP_409", HTTP_201=ProjectOut)`. Every status of 400 and above is then
+  documented as the one problem+json schema (web/schemas/problem.py); never give a refusal a model.
+- What every route of a kind answers is derived here, not declared: /v1 routes 401, 429 (per address
+  when unauthenticated) and 503; a route with a path parameter 404; with query parameters 400; with a
+  body 413 and 422; a view wrapped in `rate_limited` sends the rate-limit headers with its success, one
+  wrapped in `idempotent` reads Idempotency-Key (400, 409 while the first runs, 422 for another body).
+- Headers a route reads or sends, bodies that are not JSON, rate limits checked inside the view and
+  routes spectree does not see are one entry in ROUTES below, keyed by "METHOD /path" as the document
+  spells it; each header is described once in HEADERS. A JSON body sent under another media type names
+  it in its schema: `ConfigDict(json_schema_extra={"x-media-type": "application/json-patch+json"})`.
+
+A new `GET /v1/things/{thing_id}` that answers 304 to a current If-None-Match, and 410 when gone:
+
+    @api.validate(resp=Response("HTTP_304", "HTTP_410", HTTP_200=ThingOut), tags=["things"])
+    ROUTES: "GET /v1/things/{thing_id}": Route(reads=("If-None-Match",), sends={200: ("ETag",)})
+
+tests/web/test_openapi.py checks that every route of the app is in the document and every ROUTES entry
+names a route; tests/web/test_schemathesis.py checks the app against the document.
+"""
 
 from __future__ import annotations
 
+import copy
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.models import SecureType
 
 from models.errors import BadRequest, ValidationFailed
+from web.errors import PROBLEM_TYPE
+from web.schemas.assets import UploadForm
+from web.schemas.problem import Problem
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def _refuse_invalid(_req: Any, _resp: Any, error: Exception | None, _instance: Any, *_rest: Any) -> None:
@@ -16,10 +50,18 @@ def _refuse_invalid(_req: Any, _resp: Any, error: Exception | None, _instance: A
     if error is not None:
         errors: list[Any] = getattr(error, "errors", lambda **_: [])(include_url=False, include_context=False)
         raise ValidationFailed("The request does not match the schema.", errors=errors)
+    # spectree leaves a JSON model unread when the body is sent as a form: the view would get None.
+    if request.mimetype in FORM_TYPES and _takes_json():
+        raise ValidationFailed("The body must be a JSON object sent as application/json.")
     # spectree validates a body it cannot parse (or one that is not JSON) as `{}`, which an all-optional
     # schema accepts: `POST /v1/projects` would create a project from a truncated body.
     if _validated_a_body() and not isinstance(request.get_json(silent=True), dict):
         raise ValidationFailed("The body must be a JSON object sent as application/json.")
+
+
+def _takes_json() -> bool:
+    metadata = api.get_function_metadata(current_app.view_functions[request.endpoint or ""])
+    return metadata is not None and metadata.json is not None
 
 
 def _validated_a_body() -> bool:
@@ -44,6 +86,7 @@ api = SpecTree(
     mode="strict",
     before=_refuse_invalid,
     validation_error_status=422,
+    validation_error_model=Problem,
     security_schemes=[
         SecurityScheme(
             name="bearer", data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer", bearer_format="JWT")
@@ -53,23 +96,304 @@ api = SpecTree(
 )
 
 
+@dataclass(frozen=True)
+class Header:
+    description: str
+    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
+    required: bool = False
+
+
+INTEGER = {"type": "integer", "minimum": 0}
+HEADERS = {
+    "ETag": Header(
+        "A tag of what was sent: in If-None-Match it revalidates, a project's in If-Match saves over it.",
+        required=True,
+    ),
+    "Location": Header("The URL of the asset or project the request created.", required=True),
+    "Idempotency-Key": Header(
+        "1-255 printable ASCII characters: a retry with the same key within 24 h gets the first answer.",
+        {"type": "string", "pattern": "^[\\x20-\\x7e]{1,255}$"},
+    ),
+    "If-Match": Header(
+        "The ETag the change was made against: 412 when stale; absent or `*`, last write wins."
+    ),
+    "Idempotent-Replayed": Header(
+        "`true` when this is the kept answer to an earlier request with the same Idempotency-Key.",
+        {"type": "string", "enum": ["true"]},
+    ),
+    "Accept-Patch": Header("The patch format the route takes (RFC 5789).", required=True),
+    "Retry-After": Header("Seconds until the request may succeed.", {"type": "integer", "minimum": 1}, True),
+    "WWW-Authenticate": Header(
+        'The challenge: `Bearer realm="iskra"` (RFC 6750), on /metrics `Basic realm="metrics"`.',
+        required=True,
+    ),
+    "X-RateLimit-Limit": Header("Requests the tightest rate-limit window allows.", INTEGER),
+    "X-RateLimit-Remaining": Header("Requests left in that window.", INTEGER),
+    "X-RateLimit-Period": Header(
+        "That window.", {"type": "string", "enum": ["perMinute", "perHour", "perDay"]}
+    ),
+    "RateLimit-Policy": Header("Every window as `limit;w=seconds` (IETF RateLimit draft)."),
+    "RateLimit": Header("`limit=L, remaining=R, reset=S` of the tightest window (IETF RateLimit draft)."),
+    "Range": Header("A byte range of the object (206, or 416 when it cannot be satisfied)."),
+    "If-None-Match": Header("The ETag the client holds: 304 when it is still current."),
+    "If-Modified-Since": Header("304 when the object has not changed since."),
+    "Last-Modified": Header("When the object was stored.", required=True),
+    "Cache-Control": Header(
+        "`private, no-cache` on API reads; downloads `private, max-age=<seconds left>, immutable`.",
+        required=True,
+    ),
+    "Content-Range": Header("The range sent (206), or `bytes */size` (416).", required=True),
+}
+RATE_LIMIT_HEADERS = (
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Period",
+    "RateLimit-Policy",
+    "RateLimit",
+)
+
+# Why a route answers a status, when no route says more; a problem's `type` tells the cases apart.
+REASONS = {
+    400: "The request is malformed: bad query parameters (page size, cursor) or not the form expected.",
+    401: "No valid credentials: a bearer token, or for /metrics the scraper's (`unauthorized`).",
+    403: "The link is invalid or has expired (`invalid-download-link`).",
+    404: "No such resource, or it belongs to someone else (`not-found`).",
+    409: "A conflict (`too-many-projects`, `reservation-closed`, `idempotency-key-in-use`).",
+    412: "The resource changed since the ETag sent in If-Match (`revision-mismatch`).",
+    413: "The body or file is larger than allowed (`payload-too-large`).",
+    415: "The media type is not accepted (`unsupported-media-type`).",
+    422: "The body does not match its schema or limits (`validation-failed`, `invalid-media`, ...).",
+    428: "The change needs an If-Match naming the revision it was made against.",
+    429: "A rate-limit window is full (`rate-limited`) or the month's generations are used up.",
+    503: "A dependency (database, rate limiter, storage) is unavailable; retry later.",
+    507: "The storage quota cannot hold the file (`quota-exceeded`).",
+}
+
+PROBLEM = "Problem"
+BINARY = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+
+
+def _json(schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+@dataclass(frozen=True)
+class Route:
+    """What a route's decorators cannot say; for a route spectree does not see, its whole operation."""
+
+    reads: tuple[str, ...] = ()
+    sends: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
+    body: Mapping[str, Any] | None = None
+    rate_limited: bool = False
+    # Statuses with content that is no JSON model (a download, an event stream) or none at all (None);
+    # a route without `api.validate` lists every answer here, with its summary.
+    answers: Mapping[int, Mapping[str, Any] | None] = field(default_factory=dict)
+    summary: str = ""
+
+
+def _multipart(schema_name: str, **encodings: str) -> dict[str, Any]:
+    encoding = {name: {"contentType": media_type} for name, media_type in encodings.items()}
+    schema = {"$ref": f"#/components/schemas/{schema_name}"}
+    return {"required": True, "content": {"multipart/form-data": {"schema": schema, "encoding": encoding}}}
+
+
+CONDITIONAL = ("If-None-Match",)
+ROUTES = {
+    "POST /v1/assets": Route(
+        body=_multipart("UploadForm", metadata="application/json"), sends={201: ("Location",)}
+    ),
+    "POST /v1/assets/import": Route(sends={202: ("Location",)}),
+    "POST /v1/projects": Route(sends={201: ("ETag", "Location")}),
+    "GET /v1/assets/{asset_id}": Route(
+        reads=CONDITIONAL, sends={200: ("ETag", "Cache-Control"), 304: ("ETag",)}
+    ),
+    "GET /v1/projects/{project_id}": Route(
+        reads=CONDITIONAL, sends={200: ("ETag", "Cache-Control"), 304: ("ETag",)}
+    ),
+    "PUT /v1/projects/{project_id}/state": Route(reads=("If-Match",), sends={200: ("ETag",)}),
+    "PATCH /v1/projects/{project_id}/state": Route(sends={200: ("ETag",), 415: ("Accept-Patch",)}),
+    "PATCH /v1/projects/{project_id}": Route(sends={200: ("ETag",)}),
+    "POST /v1/me/generations/reserve": Route(rate_limited=True),
+    "GET /files/{token}": Route(
+        summary="An object of the local storage backend, by its signed link (Range, conditional GET).",
+        reads=("Range", "If-None-Match", "If-Modified-Since"),
+        sends={
+            200: ("ETag", "Last-Modified", "Cache-Control"),
+            206: ("Content-Range",),
+            416: ("Content-Range",),
+        },
+        answers={200: BINARY, 206: BINARY, 304: None, 403: None, 404: None, 416: None, 503: None},
+    ),
+    "GET /livez": Route(
+        summary="The process answers.", answers={200: _json({"$ref": "#/components/schemas/Live"})}
+    ),
+    "GET /readyz": Route(
+        summary="Database, Redis and storage all answer (503 `not-ready` with `checks` otherwise).",
+        answers={200: _json({"$ref": "#/components/schemas/Ready"}), 503: None},
+    ),
+    "GET /metrics": Route(
+        summary="Prometheus metrics of every API process (Basic credentials when METRICS_BASIC_AUTH is set).",
+        answers={200: {"text/plain": {"schema": {"type": "string"}}}, 401: None},
+        sends={401: ("WWW-Authenticate",)},
+    ),
+    "GET /openapi.json": Route(summary="This document.", answers={200: _json({"type": "object"})}),
+}
+HEALTH_SCHEMAS = {
+    "Live": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
+    "Ready": {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "status": {"const": "ok"},
+            "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+}
+# Routes that are pages, not API: the static folder and spectree's documentation pages.
+UNDOCUMENTED_ENDPOINTS = re.compile(r"^(static|openapi_docs.*)$")
+
+
 def register_openapi(app: Flask) -> None:
     api.register(app)
 
     @app.get("/openapi.json")
     def openapi_document() -> Any:
-        return jsonify(_declared_media_types(api.spec))
+        if "openapi" not in current_app.extensions:
+            current_app.extensions["openapi"] = document(current_app)
+        return jsonify(current_app.extensions["openapi"])
+
+    # The documentation pages read spectree's own document: they get the completed one.
+    app.view_functions["openapi_docs"] = openapi_document
 
 
-def _declared_media_types(spec: dict[str, Any]) -> dict[str, Any]:
-    """List a request body under the media type its schema declares (`x-media-type`), not under JSON."""
+def document(app: Flask) -> dict[str, Any]:
+    """spectree's document of `app` (in its context) with every status, header and body its routes use."""
+    spec = copy.deepcopy(api.spec)
     schemas = spec["components"]["schemas"]
-    for operations in spec["paths"].values():
-        for operation in operations.values():
-            content = operation.get("requestBody", {}).get("content", {})
-            body = content.get("application/json")
-            name = (body or {}).get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
-            media_type = schemas.get(name, {}).get("x-media-type")
-            if media_type:
-                content[media_type] = content.pop("application/json")
+    schemas[PROBLEM] = schemas.pop(api.naming_strategy(Problem))
+    schemas["UploadForm"] = _component(UploadForm, schemas)
+    schemas.update(HEALTH_SCHEMAS)
+    # spectree keeps the document of the first app it served; this app's own routes decide what is in.
+    generated, spec["paths"] = spec["paths"], {}
+    for method, path, endpoint, view in routes(app):
+        route = ROUTES.get(f"{method} {path}", Route())
+        operation = generated.get(path, {}).get(method.lower()) or _plain_operation(route, endpoint)
+        spec["paths"].setdefault(path, {})[method.lower()] = operation
+        for status, content in route.answers.items():
+            answer = operation["responses"].setdefault(
+                str(status), {"description": HTTPStatus(status).phrase}
+            )
+            if content:
+                answer["content"] = copy.deepcopy(dict(content))
+        if route.body is not None:
+            operation["requestBody"] = copy.deepcopy(route.body)
+        idempotent = hasattr(view, "idempotent")  # web/idempotency.py
+        reads = (*route.reads, "Idempotency-Key") if idempotent else route.reads
+        parameters = operation.setdefault("parameters", [])
+        parameters.extend({"name": name, "in": "header", **_header(name)} for name in reads)
+        authenticated = endpoint.startswith("v1.")  # web/api.py: every route of the /v1 blueprint
+        if not authenticated:
+            operation["security"] = []
+        _add_statuses(operation, authenticated, idempotent, _declared_codes(view))
+        rate_limited = route.rate_limited or hasattr(view, "rate_limit_class")  # web/ratelimit.py
+        _add_headers(operation, route, authenticated, rate_limited, idempotent)
+        _refusals_as_problems(operation["responses"])
+        _json_body(operation, schemas)
     return spec
+
+
+def routes(app: Flask) -> Iterator[tuple[str, str, str, Callable[..., Any]]]:
+    """Every documented (method, OpenAPI path, endpoint, view) of `app`; HEAD and OPTIONS are implied."""
+    for rule in app.url_map.iter_rules():
+        if UNDOCUMENTED_ENDPOINTS.match(rule.endpoint):
+            continue
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            yield method, path, rule.endpoint, app.view_functions[rule.endpoint]
+
+
+def _component(model: Any, schemas: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/" + model.__name__ + ".{model}")
+    for name, nested in schema.pop("$defs", {}).items():
+        schemas.setdefault(f"{model.__name__}.{name}", nested)
+    return schema
+
+
+def _plain_operation(route: Route, endpoint: str) -> dict[str, Any]:
+    return {"summary": route.summary, "operationId": endpoint, "responses": {}, "tags": ["operations"]}
+
+
+def _add_statuses(
+    operation: dict[str, Any], authenticated: bool, idempotent: bool, declared: set[int]
+) -> None:
+    """The statuses every route of its kind answers (see the module docstring)."""
+    responses, statuses = operation["responses"], set()
+    if authenticated:
+        statuses |= {401, 429, 503}
+    if idempotent:
+        statuses |= {400, 409, 422}
+    for parameter in operation["parameters"]:
+        if parameter["in"] == "path":
+            statuses.add(404)
+        if parameter["in"] == "query":
+            statuses.add(400)
+            # Query models (web/schemas.Query) read a blank value (`?type=`) as an absent one.
+            parameter["allowEmptyValue"] = not parameter["required"]
+    if "requestBody" in operation:
+        statuses |= {413, 422}
+    elif "422" in responses and 422 not in declared:
+        del responses["422"]  # spectree documents its validation status on every route, bodies or not
+    for status in sorted(statuses):
+        responses.setdefault(str(status), {"description": REASONS[status]})
+
+
+def _add_headers(
+    operation: dict[str, Any], route: Route, authenticated: bool, rate_limited: bool, idempotent: bool
+) -> None:
+    responses = operation["responses"]
+    success = min(int(status) for status in responses)
+    sends = {status: list(names) for status, names in route.sends.items()}
+    if authenticated:
+        # An unauthenticated request counts against its address's window; the refusal says how much is left.
+        sends.setdefault(401, []).extend([*RATE_LIMIT_HEADERS, "WWW-Authenticate"])
+        sends.setdefault(429, []).extend([*RATE_LIMIT_HEADERS, "Retry-After"])
+    if rate_limited:
+        sends.setdefault(success, []).extend(RATE_LIMIT_HEADERS)
+    if idempotent:
+        sends.setdefault(success, []).append("Idempotent-Replayed")
+    for status, names in sends.items():
+        headers = responses[str(status)].setdefault("headers", {})
+        headers.update({name: _header(name) for name in dict.fromkeys(names)})
+
+
+def _declared_codes(view: Callable[..., Any]) -> set[int]:
+    metadata = api.get_function_metadata(view)
+    codes = metadata.resp.codes if metadata is not None and metadata.resp is not None else []
+    return {int(code.removeprefix("HTTP_")) for code in codes}
+
+
+def _header(name: str) -> dict[str, Any]:
+    header = HEADERS[name]
+    return {"description": header.description, "required": header.required, "schema": dict(header.schema)}
+
+
+def _refusals_as_problems(responses: dict[str, Any]) -> None:
+    for status, response in responses.items():
+        if int(status) >= 400:
+            response["content"] = {PROBLEM_TYPE: {"schema": {"$ref": f"#/components/schemas/{PROBLEM}"}}}
+            if response["description"] == HTTPStatus(int(status)).phrase and int(status) in REASONS:
+                response["description"] = REASONS[int(status)]
+
+
+def _json_body(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """A JSON body is optional when none of its members is required, and listed under its media type."""
+    content = operation.get("requestBody", {}).get("content", {})
+    reference = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+    body = schemas.get(reference.rsplit("/", 1)[-1])
+    if body is None:
+        return
+    # An empty body is read as `{}` (see _refuse_invalid), so it is enough when no member is required.
+    operation["requestBody"]["required"] = bool(body.get("required"))
+    media_type = body.get("x-media-type")
+    if media_type:
+        content[media_type] = content.pop("application/json")

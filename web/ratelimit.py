@@ -76,6 +76,7 @@ def rate_limited(class_name: str) -> Callable[[Callable[..., Any]], Callable[...
             decision = enforce_for_user(class_name, current_identity().user_id)
             return with_headers(make_response(view(*args, **kwargs)), decision)
 
+        limited.rate_limit_class = class_name  # type: ignore[attr-defined]  # read by web/openapi.py
         return limited
 
     return decorate

@@ -19,6 +19,9 @@ from workers.policy import task
 
 THUMBNAIL_SIZE = 400
 VISUAL_TYPES = ("image", "video")
+# Asset thumbnails and posters are at most 400 px on a side; anything far larger in storage is not one,
+# and is drawn as a placeholder rather than decoded.
+MAX_SOURCE_PIXELS = (2 * THUMBNAIL_SIZE) ** 2
 
 
 @task(taskqueue.RENDER_PROJECT_THUMBNAIL, soft_time_limit=60, time_limit=90)
@@ -40,8 +43,14 @@ def render_project_thumbnail(project_id: str) -> None:
         context.storage.delete(key)
 
 
+@task(taskqueue.LEGACY_RENDER_PROJECT_THUMBNAIL, soft_time_limit=10, time_limit=20)
+def forward_legacy_render(project_id: str) -> None:
+    """Send a render queued under the old name on to the renders queue, so it never runs among uploads."""
+    taskqueue.send(current().celery, taskqueue.RENDER_PROJECT_THUMBNAIL, project_id)
+
+
 class _AssetPictures:
-    """Decoded asset renditions, each loaded once however many elements show it."""
+    """Decoded asset renditions (RGBA), each opened and decoded at most once per render."""
 
     def __init__(self, storage: Any) -> None:
         self.storage = storage
@@ -58,12 +67,14 @@ class _AssetPictures:
         try:
             with self.storage.open(key) as stream:
                 picture = Image.open(io.BytesIO(stream.read()))
+                if picture.width * picture.height > MAX_SOURCE_PIXELS:
+                    return None
                 picture.load()
         except ObjectMissing:
             return None
-        except (UnidentifiedImageError, OSError):
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
             return None  # a damaged rendition draws as a placeholder rather than failing the render
-        return picture
+        return picture if picture.mode == "RGBA" else picture.convert("RGBA")
 
 
 def _placed_elements(snapshot: Snapshot, pictures: _AssetPictures) -> list[Placed]:

@@ -316,7 +316,7 @@ def test_migrate_brings_a_new_database_to_head_and_check_then_passes(settings):
 
 @pytest.mark.e2e
 def test_check_pings_a_worker_on_every_queue(settings, tmp_path):
-    with running(worker_command("images,videos,maintenance"), settings_env(settings), tmp_path / "w.log"):
+    with running(worker_command(",".join(taskqueue.QUEUES)), settings_env(settings), tmp_path / "w.log"):
         result = iskra(settings, "check", "--timeout", "60")
 
     assert result.exit_code == 0, result.output

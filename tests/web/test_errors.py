@@ -208,6 +208,22 @@ def test_a_body_that_is_not_utf8_is_a_client_problem_on_every_json_endpoint(
     assert response.mimetype == "application/problem+json"
 
 
+@pytest.mark.parametrize("form_type", ["application/x-www-form-urlencoded", "multipart/form-data"])
+@pytest.mark.parametrize(("method", "path"), JSON_ENDPOINTS, ids=ENDPOINT_IDS)
+def test_a_form_sent_to_a_json_endpoint_is_a_validation_problem_not_a_crash(
+    client, auth_header, method, path, form_type
+):
+    headers = auth_header()
+    project = client.post("/v1/projects", headers=headers, json={"name": "Target"}).json["id"]
+    call = getattr(client, method)
+
+    response = call(
+        path.format(project=project), headers=headers, data={"type": "image"}, content_type=form_type
+    )
+
+    assert_problem(response, 422, "validation-failed")
+
+
 def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

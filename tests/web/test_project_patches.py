@@ -240,7 +240,7 @@ def test_patches_and_full_saves_share_one_debounced_thumbnail_render(client, own
         assert response.status_code == 200
         etag = response.headers["ETag"]
 
-    assert len(take(redis_client, settings, "images", RENDER_PROJECT_THUMBNAIL, project_id)) == 1
+    assert len(take(redis_client, settings, "renders", RENDER_PROJECT_THUMBNAIL, project_id)) == 1
 
 
 def test_a_patch_alone_schedules_the_thumbnail_render(client, owner, redis_client, settings):
@@ -248,7 +248,7 @@ def test_a_patch_alone_schedules_the_thumbnail_render(client, owner, redis_clien
 
     patch_state(client, headers, project_id, [{"op": "add", "path": "/elements/-", "value": element("a")}])
 
-    assert len(take(redis_client, settings, "images", RENDER_PROJECT_THUMBNAIL, project_id)) == 1
+    assert len(take(redis_client, settings, "renders", RENDER_PROJECT_THUMBNAIL, project_id)) == 1
 
 
 def recorded_session(start: dict, asset_ids: list[str], steps: int, seed: int = 19) -> list[dict]:

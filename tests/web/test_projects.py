@@ -7,6 +7,7 @@ import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from threading import Barrier
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import func, select, text
 
 from core.taskqueue import RENDER_PROJECT_THUMBNAIL
 from models.tables import Asset, PendingDeletion, Project
+from models.thumbnail_schedule import project_key
 from models.users import ensure_user
 from tests.queues import take
 
@@ -308,6 +310,7 @@ def test_if_match_with_the_current_revision_saves_and_a_stale_one_is_412(client,
 
 @pytest.mark.parametrize(("if_match", "status"), [
     ('W/"0"', 200), ("*", 200), ('"7", "0"', 200), ("0", 200), ('"abc"', 412), ('"99999999999999"', 412),
+    ('""', 412), ('W/""', 412),
 ])  # fmt: skip
 def test_if_match_accepts_weak_star_and_lists_and_never_matches_nonsense(client, owner, if_match, status):
     headers, _, project_id = owner
@@ -469,8 +472,8 @@ def test_delete_removes_the_project_keeps_assets_and_outboxes_the_thumbnail(clie
 
 
 def test_five_quick_saves_enqueue_exactly_one_delayed_render(client, owner, redis_client, settings):
-    headers, _, project_id = owner
-    queue = f"{settings.redis_key_prefix}images"
+    headers, user_id, project_id = owner
+    queue = f"{settings.redis_key_prefix}renders"
 
     for n in range(5):
         assert put_state(client, headers, project_id, canvas(element(f"e{n}"))).status_code == 200
@@ -484,20 +487,46 @@ def test_five_quick_saves_enqueue_exactly_one_delayed_render(client, owner, redi
     assert headers_["eta"] is not None
     args, _kwargs, _embed = json.loads(base64.b64decode(json.loads(messages[0])["body"]))
     assert args == [project_id]
-    ttl = redis_client.pttl(f"{settings.redis_key_prefix}project-thumb:{project_id}")
-    assert 0 < ttl <= settings.project_thumbnail_debounce_seconds * 1000
+    ttl = redis_client.pttl(project_key(settings.redis_key_prefix, user_id, uuid.UUID(project_id)))
+    due_in = (datetime.fromisoformat(headers_["eta"]) - datetime.now(UTC)).total_seconds() * 1000
+    assert ttl > 0 and abs(ttl - due_in) < 1000  # the key lives until the render is due
 
 
 def test_a_save_after_the_debounce_window_schedules_the_next_render(client, owner, redis_client, settings):
-    headers, _, project_id = owner
+    headers, user_id, project_id = owner
     put_state(client, headers, project_id, canvas(element("early")))
-    first = take(redis_client, settings, "images", RENDER_PROJECT_THUMBNAIL, project_id)
-    redis_client.delete(f"{settings.redis_key_prefix}project-thumb:{project_id}")  # the window has passed
+    first = take(redis_client, settings, "renders", RENDER_PROJECT_THUMBNAIL, project_id)
+    # The window has passed.
+    redis_client.delete(project_key(settings.redis_key_prefix, user_id, uuid.UUID(project_id)))
 
     put_state(client, headers, project_id, canvas(element("late")))
 
     assert len(first) == 1
-    assert len(take(redis_client, settings, "images", RENDER_PROJECT_THUMBNAIL, project_id)) == 1
+    assert len(take(redis_client, settings, "renders", RENDER_PROJECT_THUMBNAIL, project_id)) == 1
+
+
+def test_one_users_saves_of_three_projects_schedule_renders_one_user_interval_apart(
+    client, auth_header, app, redis_client, settings
+):
+    user_id = f"user_{uuid.uuid4().hex[:12]}"
+    headers = auth_header(user_id)
+    app.extensions["iskra"].settings = settings.model_copy(
+        update={"project_thumbnail_user_interval_seconds": 60.0}
+    )
+    ids = [client.get("/v1/projects", headers=headers).json["items"][0]["id"]]
+    ids += [client.post("/v1/projects", headers=headers).json["id"] for _ in range(2)]
+
+    for project_id in ids * 3:  # autosaving all three, three times over
+        assert put_state(client, headers, project_id, canvas()).status_code == 200
+
+    etas = [
+        datetime.fromisoformat(message.headers["eta"])
+        for project_id in ids
+        for message in take(redis_client, settings, "renders", RENDER_PROJECT_THUMBNAIL, project_id)
+    ]
+    assert len(etas) == 3  # one per project
+    gaps = [(later - earlier).total_seconds() for earlier, later in pairwise(sorted(etas))]
+    assert all(gap >= 59 for gap in gaps), gaps  # not three renders 5 s after the saves
 
 
 def test_a_save_succeeds_when_the_thumbnail_cannot_be_scheduled(client, owner, app):

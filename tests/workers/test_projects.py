@@ -6,22 +6,24 @@ import io
 import json
 import time
 import uuid
+from collections import Counter
 
 import pytest
 from PIL import Image
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core.taskqueue import RENDER_PROJECT_THUMBNAIL
+from core.taskqueue import LEGACY_RENDER_PROJECT_THUMBNAIL, RENDER_PROJECT_THUMBNAIL
 from models.renditions import rendition_columns
 from models.storage import make_storage
 from models.storage.keys import project_thumbnail_key, rendition_key
 from models.tables import Asset, PendingDeletion, Project
 from models.users import ensure_user
 from tests.processes import running, settings_env, wait_until, worker_command
+from tests.queues import take
 from workers import projects as task_module
 from workers.media.canvas_render import PLACEHOLDER_RGBA
-from workers.projects import render_project_thumbnail
+from workers.projects import forward_legacy_render, render_project_thumbnail
 
 RED, GREEN = (255, 0, 0), (0, 255, 0)
 
@@ -32,10 +34,10 @@ def webp(colour, size=(100, 100)) -> bytes:
     return output.getvalue()
 
 
-def stored_asset(session, storage, user_id, kind, colour) -> str:
+def stored_asset(session, storage, user_id, kind, colour, size=(100, 100)) -> str:
     asset_id = uuid.uuid4()
     key = rendition_key(asset_id, "poster" if kind == "video" else "thumbnail")
-    storage.put(key, io.BytesIO(webp(colour)), content_type="image/webp")
+    storage.put(key, io.BytesIO(webp(colour, size)), content_type="image/webp")
     ensure_user(session, user_id)
     # As the rendition task records them: a video's poster is its thumbnail too.
     renditions = rendition_columns({"poster" if kind == "video" else "thumbnail": key})
@@ -104,6 +106,48 @@ def test_missing_renditions_and_someone_elses_assets_draw_as_placeholders(worker
     picture = thumbnail(storage, project_row(session, project_id).thumbnail_key)
     assert near(picture.getpixel((100, 100)), PLACEHOLDER_RGBA[:3])
     assert near(picture.getpixel((300, 100)), PLACEHOLDER_RGBA[:3])
+
+
+class CountingOpens:
+    """The test's storage, counting how often each key is opened."""
+
+    def __init__(self, storage) -> None:
+        self.storage, self.opened = storage, Counter()
+
+    def open(self, key):
+        self.opened[key] += 1
+        return self.storage.open(key)
+
+    def __getattr__(self, name):
+        return getattr(self.storage, name)
+
+
+def test_a_thousand_elements_showing_three_assets_open_and_decode_each_thumbnail_once(
+    worker_context, session
+):
+    storage = worker_context.storage
+    assets = [stored_asset(session, storage, "user_canvas", "image", colour) for colour in (RED, GREEN, RED)]
+    elements = [element(f"e{n}", n * 7, assets[n % 3], transform={"x": n * 7, "y": n % 13, "scale": 1,
+                "rotation": n % 360}) for n in range(1000)]  # fmt: skip
+    project_id = add_project(session, elements, revision=4)
+    worker_context.storage = CountingOpens(storage)
+
+    render_project_thumbnail(project_id)
+
+    assert project_row(session, project_id).thumbnail_revision == 4
+    assert sorted(worker_context.storage.opened.values()) == [1, 1, 1]
+
+
+def test_a_stored_thumbnail_far_larger_than_400_px_is_drawn_as_a_placeholder_not_decoded(
+    worker_context, session
+):
+    huge = stored_asset(session, worker_context.storage, "user_canvas", "image", RED, size=(1200, 1200))
+    project_id = add_project(session, [element("a", 0, huge)], revision=2)
+
+    render_project_thumbnail(project_id)
+
+    picture = thumbnail(worker_context.storage, project_row(session, project_id).thumbnail_key)
+    assert near(picture.getpixel((200, 200)), PLACEHOLDER_RGBA[:3])
 
 
 def test_a_canvas_whose_only_element_is_too_small_to_see_still_gets_its_thumbnail(worker_context, session):
@@ -216,6 +260,18 @@ def test_the_task_has_its_stable_name_and_takes_json_arguments(worker_context, s
     assert project_row(session, project_id).thumbnail_revision == 1
 
 
+def test_a_render_sent_under_the_old_name_is_forwarded_to_the_renders_queue(
+    worker_context, redis_client, settings
+):
+    project_id = str(uuid.uuid4())
+
+    forward_legacy_render(*json.loads(json.dumps([project_id])))
+
+    assert forward_legacy_render.name == LEGACY_RENDER_PROJECT_THUMBNAIL == "images.render_project_thumbnail"
+    assert len(take(redis_client, settings, "renders", RENDER_PROJECT_THUMBNAIL, project_id)) == 1
+    assert take(redis_client, settings, "images", RENDER_PROJECT_THUMBNAIL, project_id) == []
+
+
 @pytest.mark.e2e
 def test_a_burst_of_autosaves_is_rendered_once_by_a_real_worker(
     committed_app, auth_header, settings, engine, tmp_path
@@ -243,7 +299,7 @@ def test_a_burst_of_autosaves_is_rendered_once_by_a_real_worker(
             if line.get("request_id", "").startswith(burst) and "succeeded" in line.get("event", "")
         ]
 
-    with running(worker_command("images"), settings_env(settings), log_path):
+    with running(worker_command("renders"), settings_env(settings), log_path):
         for number, layout in enumerate(layouts):
             state = {"lastModified": 1, "backgroundColor": "#000", "elements": layout}
             saved = client.put(f"/v1/projects/{project_id}/state", json=state,

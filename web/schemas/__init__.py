@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -24,6 +24,16 @@ class Query(Body):
     @classmethod
     def _blank_is_absent(cls, values: Any) -> Any:
         return {k: v for k, v in values.items() if v != ""} if isinstance(values, dict) else values
+
+
+class DocumentedAs:
+    """Annotate a field that is read and written as is but documented with `model`'s schema."""
+
+    def __init__(self, model: type[BaseModel]) -> None:
+        self.model = model
+
+    def __get_pydantic_json_schema__(self, _core_schema: Any, handler: GetJsonSchemaHandler) -> Any:
+        return handler(self.model.__pydantic_core_schema__)
 
 
 def epoch_ms(moment: datetime | None) -> int | None:

@@ -46,6 +46,15 @@ class UploadHints(Body):
     duration: Annotated[float, Field(gt=0, le=7200, allow_inf_nan=False)] | None = None
 
 
+class UploadForm(UploadHints):
+    """The multipart form of an upload; documentation only, since web/uploads.py streams and checks it."""
+
+    file: bytes = Field(
+        json_schema_extra={"format": "binary", "contentMediaType": "application/octet-stream"}
+    )
+    metadata: GenerationMetadata | None = None
+
+
 class ImportIn(Body):
     source_url: Annotated[str, Field(min_length=1, max_length=2048)]
     asset_type: AssetType

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, WithJsonSchema
 
-from web.schemas import Body, Query
+from models.canvas import CanvasState
+from web.schemas import Body, DocumentedAs, Query
 
 # Trimmed first, then 1-100 characters with no control characters (PostgreSQL text refuses NUL).
+# Limits on the trimmed name are no JSON Schema of the sent one (a tab or 300 spaces around a name
+# are trimmed away), so the document states them in words.
 ProjectName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "description": "Trimmed of surrounding whitespace, then 1-100 characters, no control characters.",
+        }
+    ),
 ]
 
 
@@ -45,7 +55,8 @@ class ProjectPage(Body):
 
 
 class ProjectOut(ProjectSummaryOut):
-    canvas_state: dict[str, Any]
+    # Sent as stored: every save was validated against CanvasState, so the document can promise its shape.
+    canvas_state: Annotated[dict[str, Any], DocumentedAs(CanvasState)]
     asset_thumbnails: dict[str, str]
 
 

@@ -72,7 +72,9 @@ def asset_out(asset: Asset) -> dict[str, Any]:
 @bp.post("")
 @rate_limited("upload")
 @idempotent
-@api.validate(resp=Response(HTTP_201=AssetOut), tags=["assets"])
+@api.validate(
+    resp=Response("HTTP_400", "HTTP_413", "HTTP_415", "HTTP_507", HTTP_201=AssetOut), tags=["assets"]
+)
 def upload_asset():
     """Upload an image or video: multipart `file`, optional `metadata` JSON, width/height/duration hints.
 
@@ -104,7 +106,9 @@ def upload_asset():
 @bp.post("/import")
 @rate_limited("upload")
 @idempotent
-@api.validate(json=ImportIn, resp=Response(HTTP_202=AssetOut), tags=["assets"])
+@api.validate(
+    json=ImportIn, resp=Response("HTTP_404", "HTTP_409", "HTTP_507", HTTP_202=AssetOut), tags=["assets"]
+)
 def import_asset():
     """Import generated media from a URL: the asset is created pending and a task downloads it."""
     body, settings = request.context.json, services().settings  # type: ignore[attr-defined]

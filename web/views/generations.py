@@ -57,7 +57,9 @@ def reserve_generations():
 # No rate-limit class: a refund can only give back units of the caller's own open reservation, so what
 # refunds return is bounded by what reservations took, and those are rate limited.
 @bp.post("/refund")
-@api.validate(json=RefundRequest, resp=Response(HTTP_200=RefundOut), tags=["generations"])
+@api.validate(
+    json=RefundRequest, resp=Response("HTTP_404", "HTTP_409", HTTP_200=RefundOut), tags=["generations"]
+)
 def refund_generations():
     """Give back what a reservation still holds (404 unknown, 409 `reservation-closed`, 422 type mismatch)."""
     body: RefundRequest = request.context.json  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ from flask import Blueprint, request
 from spectree import Response
 
 from core.taskqueue import RENDER_PROJECT_THUMBNAIL
-from models import project_patches, projects
+from models import project_patches, projects, thumbnail_schedule
 from models.canvas import CanvasState, parse_canvas_state
 from models.canvas_patches import MEDIA_TYPE as PATCH_MEDIA_TYPE
 from models.canvas_patches import parse_canvas_patch
@@ -56,7 +56,7 @@ def list_projects():
 
 @bp.post("")
 @idempotent
-@api.validate(json=CreateIn, resp=Response(HTTP_201=ProjectOut), tags=["projects"])
+@api.validate(json=CreateIn, resp=Response("HTTP_409", HTTP_201=ProjectOut), tags=["projects"])
 def create_project():
     """A new empty project; named `Iskra Project NN` unless a name is given."""
     body = request.context.json  # type: ignore[attr-defined]
@@ -84,7 +84,9 @@ def get_project(project_id: str):
 
 
 @bp.put("/<project_id>/state")
-@api.validate(json=CanvasState, resp=Response(HTTP_200=SavedOut), tags=["projects"], skip_validation=True)
+@api.validate(
+    json=CanvasState, resp=Response("HTTP_412", HTTP_200=SavedOut), tags=["projects"], skip_validation=True
+)
 def save_state(project_id: str):
     """Autosave the canvas; a stale If-Match is refused (412), without it the last write wins."""
     settings = services().settings
@@ -180,7 +182,8 @@ def _expected_revisions() -> list[int] | None:
     """
     if "If-Match" not in request.headers or request.if_match.star_tag:
         return None
-    revisions = (tag.partition("-")[0] for tag in request.if_match.as_set(include_weak=True))
+    # Werkzeug reads an empty tag (`If-Match: ""`) as None; it names no revision.
+    revisions = (tag.partition("-")[0] for tag in request.if_match.as_set(include_weak=True) if tag)
     return sorted(
         int(revision)
         for revision in revisions
@@ -189,14 +192,15 @@ def _expected_revisions() -> list[int] | None:
 
 
 def _schedule_thumbnail(project_id: str) -> None:
-    """Enqueue one render per project per debounce window; never fails the save that already committed."""
-    settings = services().settings
-    debounce = settings.project_thumbnail_debounce_seconds
-    key = f"{settings.redis_key_prefix}project-thumb:{projects.parse_id(project_id)}"
+    """Enqueue the render this save needs, if none scheduled will draw it; never fails the committed save."""
+    settings, pid = services().settings, projects.parse_id(project_id)
     try:
-        # Saves inside the window find the key set: the render already scheduled at its end sees them.
-        if services().redis.set(key, 1, nx=True, px=max(1, int(debounce * 1000))):
-            enqueue(RENDER_PROJECT_THUMBNAIL, str(projects.parse_id(project_id)), countdown=debounce)
+        delay = thumbnail_schedule.render_delay(
+            services().redis, settings.redis_key_prefix, current_identity().user_id, pid,
+            settings.project_thumbnail_debounce_seconds, settings.project_thumbnail_user_interval_seconds,
+        )  # fmt: skip
+        if delay is not None:
+            enqueue(RENDER_PROJECT_THUMBNAIL, str(pid), countdown=delay)
     except Exception as error:  # Redis or the broker is down; the next save schedules it again.
         log.warning("project_thumbnail_not_scheduled", project_id=project_id, error=repr(error))
 

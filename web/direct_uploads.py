@@ -59,9 +59,20 @@ def api_url(path: str) -> str:
     return request.url_root.rstrip("/") + path
 
 
-def declared_type(value: Any) -> str:
+def json_object() -> dict[str, Any]:
+    """The request's JSON object body; 422 for anything else."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValidationFailed("The body must be a JSON object sent as application/json.")
+    return body
+
+
+def declared_type(body: dict[str, Any]) -> str:
     """The client's type, when it is one §4 accepts or says nothing; 415 when it names another."""
-    declared = value if isinstance(value, str) else ""
+    declared, filename = body.get("type"), body.get("filename")
+    if not isinstance(declared, str | None) or not isinstance(filename, str | None):
+        raise ValidationFailed("`type` and `filename` must be strings.")
+    declared = declared or ""
     if declared in UNKNOWN_TYPES or declared in BY_MIME or declared in TYPE_ALIASES:
         return declared
     raise UnsupportedMediaType(f"{declared} is not accepted. Accepted: {ACCEPTED_DESCRIPTION}.")
@@ -89,9 +100,9 @@ def parse_uppy_metadata(metadata: Any) -> tuple[dict[str, Any], int | None]:
     return generation.model_dump(exclude_none=True), size
 
 
-def parse_parts(body: Any) -> list[tuple[int, str]]:
+def parse_parts(body: dict[str, Any]) -> list[tuple[int, str]]:
     """[(part number, ETag)] from complete's `{parts: [{PartNumber, ETag}]}`."""
-    parts = body.get("parts") if isinstance(body, dict) else None
+    parts = body.get("parts")
     if not isinstance(parts, list) or not parts or len(parts) > MAX_PART_NUMBER:
         raise ValidationFailed("Send `parts`: [{PartNumber, ETag}] of every uploaded part.")
     parsed = []

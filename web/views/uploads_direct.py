@@ -7,7 +7,7 @@ from the browser to storage; completion checks the stored object as a form uploa
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint
 from spectree import Response
 
 from core.settings import media_limits
@@ -26,6 +26,7 @@ from web.direct_uploads import (
     authenticate_ticket,
     declared_type,
     direct_uploads,
+    json_object,
     multipart_refusals,
     parse_parts,
     parse_uppy_metadata,
@@ -44,6 +45,9 @@ from web.views.assets import asset_out
 
 PART_URL_SECONDS = 3600
 TAGS = ["direct uploads"]
+# What every Companion route may answer under either endpoint: a bad query or body, an unknown ticket (its
+# address then counts, and may be 429), a dependency down.
+REFUSALS = ("HTTP_400", "HTTP_401", "HTTP_429", "HTTP_503")
 
 bp = Blueprint("uploads", __name__, url_prefix="/uploads")
 ticket_bp = Blueprint("uploads_ticket", __name__, url_prefix="/v1/uploads/t/<ticket>")
@@ -62,12 +66,13 @@ def open_session():
 
 @rate_limited("upload")
 @api.validate(
-    resp=Response("HTTP_413", "HTTP_415", "HTTP_422", "HTTP_507", HTTP_200=MultipartCreatedOut), tags=TAGS
+    resp=Response(*REFUSALS, "HTTP_413", "HTTP_415", "HTTP_422", "HTTP_507", HTTP_200=MultipartCreatedOut),
+    tags=TAGS,
 )
 def create_multipart():
     """Start a multipart upload; refused before anything is stored when it cannot be accepted."""
-    body = request.get_json(silent=True) or {}
-    content_type = declared_type(body.get("type"))
+    body = json_object()
+    content_type = declared_type(body)
     generation, size = parse_uppy_metadata(body.get("metadata"))
     user_id = current_identity().user_id
     with db().begin():
@@ -84,7 +89,7 @@ def create_multipart():
     return {"key": key, "uploadId": upload_id}
 
 
-@api.validate(resp=Response("HTTP_400", "HTTP_404", HTTP_200=PartUrlOut), tags=TAGS)
+@api.validate(resp=Response(*REFUSALS, "HTTP_404", HTTP_200=PartUrlOut), tags=TAGS)
 def sign_part(upload_id: str, number: str):
     """Where to PUT one part: `{url, expires}` (no Content-Type is signed)."""
     upload = direct_uploads().owned(current_identity().user_id, upload_id, upload_key())
@@ -94,7 +99,7 @@ def sign_part(upload_id: str, number: str):
     return {"url": api_url(url) if url.startswith("/") else url, "expires": PART_URL_SECONDS}
 
 
-@api.validate(resp=Response("HTTP_200", "HTTP_404"), tags=TAGS)
+@api.validate(resp=Response("HTTP_200", *REFUSALS, "HTTP_404"), tags=TAGS)
 def list_parts(upload_id: str):
     """The parts uploaded so far, as a bare array (what a resumed upload skips)."""
     upload = direct_uploads().owned(current_identity().user_id, upload_id, upload_key())
@@ -106,7 +111,7 @@ def list_parts(upload_id: str):
 @idempotent
 @api.validate(
     resp=Response(
-        "HTTP_200", "HTTP_400", "HTTP_404", "HTTP_409", "HTTP_413", "HTTP_415", "HTTP_422", "HTTP_507"
+        "HTTP_200", *REFUSALS, "HTTP_404", "HTTP_409", "HTTP_413", "HTTP_415", "HTTP_422", "HTTP_507"
     ),
     tags=TAGS,
 )
@@ -114,7 +119,7 @@ def complete_multipart(upload_id: str):
     """Join the parts, check the object as any upload is checked, charge it and create the asset."""
     user_id, storage = current_identity().user_id, services().storage
     upload = direct_uploads().owned(user_id, upload_id, upload_key())
-    parts = parse_parts(request.get_json(silent=True))
+    parts = parse_parts(json_object())
     with db().begin():
         done = next(iter(get_owned_assets(db(), user_id, [upload.asset_id])), None)
         plan = get_plan(db(), signed_in_user().tier)
@@ -152,7 +157,7 @@ def completed(asset):
     return body, 200, {"Location": location}
 
 
-@api.validate(resp=Response("HTTP_200", "HTTP_404"), tags=TAGS)
+@api.validate(resp=Response("HTTP_200", *REFUSALS, "HTTP_404"), tags=TAGS)
 def abort_multipart(upload_id: str):
     """Abort the upload: its parts are gone. Answers `{}` (Uppy reads a JSON body)."""
     upload = direct_uploads().owned(current_identity().user_id, upload_id, upload_key())
@@ -161,7 +166,7 @@ def abort_multipart(upload_id: str):
     return {}
 
 
-@api.validate(resp=Response("HTTP_422"), tags=TAGS)
+@api.validate(resp=Response(*REFUSALS, "HTTP_422"), tags=TAGS)
 def single_put_params():
     """Uppy's route for files it does not send in parts (empty files): refused, every upload is multipart."""
     raise InvalidMedia("the file is empty; non-empty files are uploaded in parts", code="empty")

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     ] = Field(default_factory=dict)
     cors_allowed_origins: CommaList = ("http://localhost:3000",)
     port: int = 8000
+    # The live event stream's own process (Procfile `events`).
+    events_port: int = 8001
+    # A `: ping` comment this often keeps proxies from closing an idle stream.
+    events_ping_seconds: float = Field(default=15.0, gt=0, le=15)
+    # Each user's stream keeps the last N events, each kept an hour after the user's latest (resume window).
+    events_kept_per_user: int = Field(default=1000, ge=1000)
+    events_kept_seconds: int = Field(default=3600, ge=3600)
     flower_basic_auth: SecretStr | None = None
     # `user:password` that scrapers must send to the API's /metrics; unset, /metrics answers anyone.
     metrics_basic_auth: SecretStr | None = None

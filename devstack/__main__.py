@@ -1,4 +1,4 @@
-"""`python -m devstack`: run the whole stack locally (API, workers, beat, Flower) with honcho.
+"""`python -m devstack`: run the whole stack locally (API, events, workers, beat, Flower) with honcho.
 
 With no DATABASE_URL / REDIS_URL in the environment it starts an embedded PostgreSQL and an
 embedded Redis owned by this process, migrates the database, then runs every Procfile process.
@@ -41,6 +41,7 @@ def _stack_environment(stack: ExitStack) -> dict[str, str]:
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     env.setdefault("LOG_FORMAT", "console")
     env.setdefault("PORT", "8000")
+    env.setdefault("EVENTS_PORT", "8001")
     env.setdefault("FLOWER_PORT", "5555")
     _publish_for_cli(data_dir, env, stack)
     return env
@@ -59,6 +60,7 @@ def banner(env: dict[str, str], operator_set_flower_auth: bool) -> str:
     secret = "from FLOWER_BASIC_AUTH" if operator_set_flower_auth else f"password {password!r}"
     return (
         f"\nIskra Media: API http://127.0.0.1:{env['PORT']}  docs /docs/swagger/  "
+        f"events http://127.0.0.1:{env.get('EVENTS_PORT', '8001')}/v1/events  "
         f"Flower http://127.0.0.1:{env['FLOWER_PORT']} (user {user!r}, {secret})\n"
         f"Token: .venv/bin/iskra dev-token user_local\n"
     )

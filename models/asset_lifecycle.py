@@ -28,6 +28,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from core import taskqueue
+from models import events
 from models.plans import get_plan
 from models.quota import reserve_storage
 from models.renditions import rendition_columns
@@ -96,6 +97,7 @@ def _insert(session: Session, **columns: Any) -> Asset:
     asset = Asset(status=Status.PENDING, **columns)
     session.add(asset)
     session.flush()
+    events.asset_changed(session, asset.id)
     return asset
 
 
@@ -130,6 +132,7 @@ def claim_for_rendering(session: Session, asset_id: str, max_attempts: int) -> C
     if row.attempts > max_attempts:
         _out_of_attempts(session, row.id, row.attempts)
         return None
+    events.asset_changed(session, row.id)
     return Claim(row.id, row.type, row.storage_key, row.mime_type, row.size_bytes, row.attempts)
 
 
@@ -153,6 +156,8 @@ def _finish(session: Session, asset_id: uuid.UUID, status: Status, **values: Any
         .values(status=status, updated_at=func.now(), **values)
         .returning(Asset.id)
     ).one_or_none()
+    if finished is not None:
+        events.asset_changed(session, asset_id)
     return finished is not None
 
 
@@ -189,6 +194,7 @@ def claim_import(session: Session, asset_id: str, max_attempts: int) -> ImportCl
             .where(Asset.id == row.id)
             .values(status=Status.FAILED, error=OUT_OF_ATTEMPTS, updated_at=func.now())
         )
+        events.asset_changed(session, row.id)
         log.warning("import_out_of_attempts", asset_id=asset_id, attempts=row.attempts)
         return None
     user = session.execute(
@@ -211,6 +217,7 @@ def record_import(
     # Attempts counted downloads so far; rendering the stored original starts with its full budget.
     asset.attempts = 0
     session.flush()
+    events.asset_changed(session, asset_id)
     return True
 
 
@@ -222,6 +229,8 @@ def fail_import(session: Session, asset_id: uuid.UUID, code: str) -> bool:
         .values(status=Status.FAILED, error=code, updated_at=func.now())
         .returning(Asset.id)
     ).one_or_none()
+    if failed is not None:
+        events.asset_changed(session, asset_id)
     return failed is not None
 
 
@@ -266,6 +275,8 @@ def requeue_stuck(session: Session, older_than: timedelta, max_attempts: int, li
             .where(Asset.id.in_([row.id for row in retried]))
             .values(status=Status.PENDING, updated_at=func.now())
         )
+    for asset_id in [*failed, *(row.id for row in retried)]:
+        events.asset_changed(session, asset_id)
     requeued = [(str(row.id), next_task(row.type, row.size_bytes, row.original_url)) for row in retried]
     return Requeued(requeued, [str(asset_id) for asset_id in failed])
 
@@ -287,6 +298,8 @@ def reset_failed(session: Session, asset_ids: Sequence[str] | None = None) -> li
         .values(status=Status.PENDING, error=None, attempts=0, updated_at=func.now())
         .returning(Asset.id, Asset.type, Asset.size_bytes, Asset.original_url)
     ).all()
+    for row in rows:
+        events.asset_changed(session, row.id)
     return [(str(row.id), next_task(row.type, row.size_bytes, row.original_url)) for row in rows]
 
 

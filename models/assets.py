@@ -15,6 +15,7 @@ import structlog
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
+from models import events
 from models.errors import BadRequest, NotFound, StorageError
 from models.quota import release_storage
 from models.renditions import object_keys
@@ -72,11 +73,13 @@ def get_owned_assets(
 def delete_asset(session: Session, user_id: str, asset_id: str) -> None:
     """Delete the row, give its bytes back and outbox its objects, all in the caller's transaction."""
     asset = get_owned_asset(session, user_id, asset_id, for_update=True)
+    deleted_id = asset.id
     if asset.size_bytes:
         release_storage(session, user_id, asset.size_bytes)
     session.add_all(PendingDeletion(storage_key=key) for key in object_keys(asset))
     session.delete(asset)
     session.flush()
+    events.asset_deleted(session, user_id, deleted_id)
 
 
 # -- listing ------------------------------------------------------------------------------------
@@ -153,6 +156,7 @@ def reconcile_storage_usage(session: Session) -> list[Drift]:
             fixed.append(Drift(user_id, user.storage_used_bytes, actual))
             user.storage_used_bytes = actual
     session.flush()
+    events.usage_changed(session, *(drift.user_id for drift in fixed))
     for drift in fixed:
         log.warning("storage_usage_drift_fixed", **drift.__dict__)
     return fixed

@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, CursorResult, SQLColumnExpression, case, func, select, update
 from sqlalchemy.orm import Session
 
+from models import events
 from models.cycles import cycle_containing
 from models.errors import GenerationQuotaExceeded, NotFound
 from models.plans import normalize_tier
@@ -105,6 +106,7 @@ def take(session: Session, user_id: str, type_: str, count: int, now: datetime |
         refused.headers["Retry-After"] = str(max(1, math.ceil((current.cycle_end - now).total_seconds())))
         raise refused
     _expire(session, user_id)
+    events.usage_changed(session, user_id)
     return Generations(type_, *row)
 
 
@@ -124,6 +126,7 @@ def give_back(
         .execution_options(synchronize_session=False)
     ).one()
     _expire(session, user_id)
+    events.usage_changed(session, user_id)
     return Generations(type_, *row)
 
 
@@ -171,6 +174,7 @@ def reset_expired_cycles(session: Session, now: datetime | None = None) -> int:
             # An UPDATE yields a CursorResult (it has rowcount); Session.execute is typed as a plain Result.
             done += cast(CursorResult[Any], rolled).rowcount
         _expire(session, *(user_id for user_id, _ in due))
+        events.usage_changed(session, *(user_id for user_id, _ in due))
 
 
 def set_tier(session: Session, user_id: str, tier: str) -> tuple[str, str]:
@@ -188,6 +192,7 @@ def set_tier(session: Session, user_id: str, tier: str) -> tuple[str, str]:
         user.images_used_in_period = 0
         user.videos_used_in_period = 0
     session.flush()
+    events.usage_changed(session, user_id)
     return old, new
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from models import events
 from models.projects import asset_thumbnail_keys
 from models.tables import PendingDeletion, Project
 
@@ -56,4 +57,5 @@ def record_thumbnail(session: Session, pid: uuid.UUID, revision: int, key: str) 
     )
     if row.thumbnail_key:
         session.add(PendingDeletion(storage_key=row.thumbnail_key))
+    events.project_changed(session, pid)
     return True

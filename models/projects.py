@@ -14,6 +14,7 @@ from sqlalchemy import String, Uuid, any_, bindparam, cast, delete, func, select
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session, load_only
 
+from models import events
 from models.canvas import CanvasState, Element
 from models.canvas_patches import AssetReference
 from models.errors import BadRequest, NotFound, PreconditionFailed, TooManyProjects, ValidationFailed
@@ -83,6 +84,7 @@ def create_project(session: Session, user_id: str, name: str | None, max_project
     session.add(project)
     session.flush()
     session.refresh(project)
+    events.project_changed(session, project.id)
     return project
 
 
@@ -135,7 +137,8 @@ def store_state(
             last_saved_at=func.now(),
             updated_at=func.now(),
         )
-        .returning(Project.revision, Project.last_saved_at)
+        # The save's event is recorded by this same statement (a save stays one UPDATE).
+        .returning(Project.revision, Project.last_saved_at, events.project_notification())
         .execution_options(synchronize_session=False)
     ).one_or_none()
     if row is None:
@@ -217,6 +220,7 @@ def rename_project(session: Session, user_id: str, project_id: str, name: str) -
     project = get_project(session, user_id, project_id)
     project.name = name
     session.flush()
+    events.project_changed(session, project.id)
     return project
 
 
@@ -230,6 +234,7 @@ def delete_project(session: Session, user_id: str, project_id: str) -> None:
     ).one_or_none()
     if deleted is None:
         raise NotFound("No such project.")
+    events.project_deleted(session, user_id, parse_id(project_id))
     if deleted.thumbnail_key:
         session.add(PendingDeletion(storage_key=deleted.thumbnail_key))
 

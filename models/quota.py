@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from models import events
 from models.errors import QuotaExceeded
 from models.tables import Plan, User
 
@@ -67,9 +68,12 @@ def reserve_storage(session: Session, user_id: str, size: int) -> int:
     used = session.execute(_RESERVE, {"uid": user_id, "size": size}).scalar_one_or_none()
     if used is None:
         raise _refusal(session, user_id, size)
+    events.usage_changed(session, user_id)
     return used
 
 
 def release_storage(session: Session, user_id: str, size: int) -> int:
     """Give `size` bytes back (never below zero); the new usage."""
-    return session.execute(_RELEASE, {"uid": user_id, "size": size}).scalar_one()
+    used = session.execute(_RELEASE, {"uid": user_id, "size": size}).scalar_one()
+    events.usage_changed(session, user_id)
+    return used

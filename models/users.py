@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from models import events
 from models.cycles import add_months
 from models.tables import Project, User
 
@@ -39,8 +40,10 @@ def ensure_user(session: Session, user_id: str, email: str = "") -> User:
         .returning(User.user_id)
     ).scalar_one_or_none()
     if created is not None:
-        session.add(Project(user_id=user_id, name=FIRST_PROJECT_NAME, canvas_state=dict(EMPTY_CANVAS)))
+        project = Project(user_id=user_id, name=FIRST_PROJECT_NAME, canvas_state=dict(EMPTY_CANVAS))
+        session.add(project)
         session.flush()
+        events.project_changed(session, project.id)
     return session.execute(select(User).where(User.user_id == user_id)).scalar_one()
 
 

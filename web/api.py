@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, g, request
 
 from models.errors import DomainError, Unauthorized
-from web.auth import bearer_token
+from web.auth import Identity, bearer_token
 from web.ratelimit import enforce_ip
 from web.services import services
 from web.views import assets, generations, me, projects, uploads_direct
@@ -20,15 +20,25 @@ def _refuse(refused: Unauthorized, challenge: str) -> DomainError:
     return enforce_ip(refused)
 
 
+def refuse_credential(detail: str) -> DomainError:
+    """The 401 for a credential other than a bearer token (a stream ticket) that proved nothing."""
+    return _refuse(Unauthorized(detail), CHALLENGE_INVALID)
+
+
 def _authenticate() -> None:
     # A CORS preflight never carries credentials; Flask answers it once this hook lets it through.
     if request.method == "OPTIONS":
         return
+    g.identity = verify_bearer()
+
+
+def verify_bearer() -> Identity:
+    """The identity the request's bearer token proves, or the 401 (counted against the caller's address)."""
     token = bearer_token()
     if token is None:
         raise _refuse(Unauthorized("Send `Authorization: Bearer <token>`."), CHALLENGE)
     try:
-        g.identity = services().authenticator.verify(token)
+        return services().authenticator.verify(token)
     except Unauthorized as refused:
         # Failed tokens count against the address too, so guessing tokens is throttled.
         raise _refuse(refused, CHALLENGE_INVALID) from None

@@ -53,6 +53,19 @@ class BoundedJSONProvider(DefaultJSONProvider):
             raise ValueError("the JSON body is nested too deeply") from None
 
 
+def make_services(settings: Settings) -> Services:
+    """The collaborators an app process holds, built from `settings` (nothing connects yet)."""
+    engine = make_engine(settings)
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        celery=taskqueue.make_client(settings),
+        authenticator=Authenticator(settings),
+        redis=redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
+    )
+
+
 def exact_origin_patterns(origins: tuple[str, ...]) -> list[re.Pattern[str]]:
     """Each origin as a pattern that matches only itself (case-insensitively, as hosts compare)."""
     # flask-cors reads any string holding `[`, `?`, `*`… as an unanchored regex: `https://[2001:db8::1]`
@@ -71,17 +84,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.json = BoundedJSONProvider(app)
-    if services is None:
-        engine = make_engine(settings)
-        services = Services(
-            settings=settings,
-            engine=engine,
-            sessions=make_sessionmaker(engine),
-            celery=taskqueue.make_client(settings),
-            authenticator=Authenticator(settings),
-            redis=redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
-        )
-    app.extensions["iskra"] = services
+    app.extensions["iskra"] = services or make_services(settings)
     if settings.trusted_proxy_count:
         # The address our outermost proxy saw becomes request.remote_addr, for rate limits and logs alike;
         # X-Forwarded-For from anyone else is never read. (Flask documents wrapping wsgi_app for

@@ -14,8 +14,8 @@ from core.settings import media_limits
 from models.asset_lifecycle import create_import, create_upload, next_task
 from models.assets import Page, delete_asset, extension_for, get_owned_asset, get_owned_assets, list_assets
 from models.plans import get_plan
+from models.presenters import present_asset
 from models.quota import check_not_full, check_room
-from models.renditions import RENDITION_COLUMNS, rendition_key_of
 from models.reservations import settle
 from models.storage.keys import original_key
 from models.storage.staging import put_then_record
@@ -27,44 +27,16 @@ from web.enqueue import enqueue
 from web.idempotency import claim_idempotency, idempotent
 from web.openapi import api, refuse_bad_query
 from web.ratelimit import rate_limited
-from web.schemas import dump, epoch_ms
-from web.schemas.assets import AssetOut, AssetPage, AssetUrls, GenerationMetadata, ImportIn, ListQuery
+from web.schemas.assets import AssetOut, AssetPage, ImportIn, ListQuery
 from web.services import services
 from web.uploads import parse_fields, receive_upload, upload_digest, vetted
-from workers.media.sniff import NEEDS_DISPLAY_COPY
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
 
 
 def asset_out(asset: Asset) -> dict[str, Any]:
     """The asset's JSON body, with signed URLs for every object it has."""
-    signed = services().signed_url
-    # Renditions are served as the type they were stored with (WebP; a huge display copy is JPEG).
-    renditions = {name: signed(rendition_key_of(asset, name)) for name in RENDITION_COLUMNS}
-    # An import has no original until its task has stored one.
-    original = signed(asset.storage_key if asset.size_bytes else None, asset.mime_type)
-    if asset.type == "image" and asset.mime_type not in NEEDS_DISPLAY_COPY:
-        renditions["display"] = original  # a browser shows the original itself
-    return dump(
-        AssetOut(
-            id=str(asset.id),
-            type=asset.type,
-            status=asset.status,
-            error=asset.error,
-            mime_type=asset.mime_type,
-            size_bytes=asset.size_bytes,
-            width=asset.width,
-            height=asset.height,
-            duration=asset.duration,
-            codec=asset.codec,
-            frame_rate=asset.frame_rate,
-            placeholder=asset.placeholder,
-            metadata=GenerationMetadata.model_validate(asset.generation),
-            original_url=asset.original_url,
-            created_at=epoch_ms(asset.created_at),
-            urls=AssetUrls(original=original, **renditions),
-        )
-    )
+    return present_asset(asset).signed(services().signed_url)
 
 
 # The `upload` rate-limit class (docs/api.md) wraps validation too, so it is counted before any byte

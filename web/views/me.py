@@ -5,14 +5,14 @@ from __future__ import annotations
 from flask import Blueprint
 from spectree import Response
 
-from models.generations import Generations
 from models.plans import get_plan
+from models.presenters import usage_body
 from models.usage import usage_report
 from web.auth import signed_in_user
 from web.db import db
 from web.openapi import api
 from web.schemas import dump, epoch_ms
-from web.schemas.me import GenerationUsageOut, MeOut, StorageUsageOut, UsageOut
+from web.schemas.me import MeOut, UsageOut
 
 bp = Blueprint("me", __name__, url_prefix="/me")
 
@@ -41,30 +41,10 @@ def get_me():
     )
 
 
-def _generation_out(usage: Generations) -> GenerationUsageOut:
-    return GenerationUsageOut(
-        used=usage.used, limit=usage.limit, remaining=usage.remaining, percentage=usage.percentage
-    )
-
-
 @bp.get("/usage")
 @api.validate(resp=Response(HTTP_200=UsageOut), tags=["me"])
 def get_usage():
     """Storage and monthly generation usage against the caller's plan."""
     with db().begin():
         report = usage_report(db(), signed_in_user())
-    storage = report.storage
-    return dump(
-        UsageOut(
-            storage=StorageUsageOut(
-                used_bytes=storage.used_bytes,
-                quota_bytes=storage.quota_bytes,
-                percentage=storage.percentage,
-                status=storage.status,
-            ),
-            generations={"image": _generation_out(report.images), "video": _generation_out(report.videos)},
-            billing_cycle_start=epoch_ms(report.cycle_start),
-            billing_cycle_end=epoch_ms(report.cycle_end),
-            days_until_reset=report.days_until_reset(),
-        )
-    )
+    return usage_body(report)

@@ -1,0 +1,1 @@
+"""The live event stream's process: relay committed changes to per-user Redis streams, serve them as SSE."""

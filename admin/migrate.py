@@ -18,7 +18,7 @@ def migrate(settings: Settings) -> None:
     if settings.storage_backend == "s3":
         from models.storage.s3 import S3Storage
 
-        S3Storage.from_settings(settings).ensure_bucket()
+        S3Storage.from_settings(settings).ensure_bucket(settings.cors_allowed_origins)
         click.echo(f"bucket {settings.s3_bucket}: ready")
     if taskqueue.uses_amqp(settings.broker_url):
         with taskqueue.broker_connection(taskqueue.make_client(settings), timeout=10) as connection:

@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     # Every claim of an asset (first run, retry, redelivery after a crash) is one attempt of this budget.
     max_processing_attempts: int = 6
     abandoned_upload_grace_minutes: int = 60
+    # Direct (multipart) uploads left incomplete this long are aborted by maintenance, parts and all.
+    multipart_upload_max_age_hours: float = 24.0
     project_thumbnail_debounce_seconds: float = 5.0
     # One user's renders start at least this far apart, however many of their projects are being saved.
     project_thumbnail_user_interval_seconds: float = Field(default=2.0, ge=0)

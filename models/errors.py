@@ -55,6 +55,10 @@ class PatchConflict(Conflict):
     type, title = "patch-conflict", "The patch does not apply to the current state"
 
 
+class UploadCompleting(Conflict):
+    type, title = "upload-completing", "This upload is being completed by another request"
+
+
 class PreconditionFailed(DomainError):
     type, status, title = "revision-mismatch", 412, "The project changed since it was read"
 

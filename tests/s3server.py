@@ -157,5 +157,5 @@ def s3_settings(settings: Settings, s3_server: S3Server) -> Settings:
             "aws_secret_access_key": SecretStr(s3_server.secret_key),
         }
     )
-    S3Storage.from_settings(s3).ensure_bucket()
+    S3Storage.from_settings(s3).ensure_bucket(s3.cors_allowed_origins)
     return s3

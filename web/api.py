@@ -8,7 +8,7 @@ from models.errors import DomainError, Unauthorized
 from web.auth import Identity, bearer_token
 from web.ratelimit import enforce_ip
 from web.services import services
-from web.views import assets, generations, me, projects
+from web.views import assets, generations, me, projects, uploads_direct
 
 # RFC 6750: a 401 names the scheme, and says when the token itself was the problem.
 CHALLENGE = 'Bearer realm="iskra"'
@@ -48,6 +48,6 @@ def make_v1() -> Blueprint:
     """A fresh /v1 blueprint with every resource registered under it."""
     v1 = Blueprint("v1", __name__, url_prefix="/v1")
     v1.before_request(_authenticate)
-    for resource in (me, assets, projects, generations):
+    for resource in (me, assets, projects, generations, uploads_direct):
         v1.register_blueprint(resource.bp)
     return v1

@@ -25,7 +25,7 @@ from web.openapi import register_openapi
 from web.proxies import register_forwarded_for_warning
 from web.requestid import register_request_id
 from web.services import Services
-from web.views import files, health
+from web.views import files, health, uploads_direct
 
 EXPOSED_HEADERS = [
     "ETag",
@@ -114,5 +114,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(files.bp)
     app.register_blueprint(make_v1())
+    app.register_blueprint(uploads_direct.ticket_bp)
     register_openapi(app)
     return app

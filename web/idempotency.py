@@ -84,9 +84,10 @@ def claim_idempotency(body_digest: str) -> None:
     if pending is None or pending.claim is not None:
         return
     query = request.query_string.decode("latin-1")
-    fingerprint = hashlib.sha256(
-        f"{request.method} {request.path}?{query}\n{body_digest}".encode()
-    ).hexdigest()
+    # A route reachable under several paths (a direct upload's ticket endpoint and its Bearer twin) names
+    # the one path they share, so a retry through either is the same request.
+    path = g.get("idempotency_path") or request.path
+    fingerprint = hashlib.sha256(f"{request.method} {path}?{query}\n{body_digest}".encode()).hexdigest()
     outcome = services().idempotency_keys.claim(current_identity().user_id, pending.key, fingerprint)
     if isinstance(outcome, KeptResponse):
         raise _Replay(outcome)

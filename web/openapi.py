@@ -224,6 +224,12 @@ ROUTES = {
         },
         answers={200: BINARY, 206: BINARY, 304: None, 403: None, 404: None, 416: None, 503: None},
     ),
+    "PUT /files/parts/{token}": Route(
+        summary="One part of a direct upload to the local storage backend, by its signed part URL.",
+        body={"required": True, "content": BINARY},
+        sends={200: ("ETag",)},
+        answers={200: None, 403: None, 404: None, 413: None, 503: None},
+    ),
     "GET /livez": Route(
         summary="The process answers.", answers={200: _json({"$ref": "#/components/schemas/Live"})}
     ),
@@ -238,6 +244,54 @@ ROUTES = {
     ),
     "GET /openapi.json": Route(summary="This document.", answers={200: _json({"type": "object"})}),
 }
+# Direct uploads (docs/api.md): the bodies @uppy/aws-s3 sends, under the Bearer and the ticket endpoint.
+MULTIPART_CREATE = {
+    "required": True,
+    "content": _json(
+        {
+            "type": "object",
+            "properties": {
+                "filename": {"type": "string"},
+                "type": {
+                    "type": "string",
+                    "description": "The declared MIME type (415 outside the accepted).",
+                },
+                "metadata": {
+                    "type": "object",
+                    "description": "Uppy's file meta: size, generation fields (name, type, path ignored).",
+                },
+            },
+        }
+    ),
+}
+MULTIPART_COMPLETE = {
+    "required": True,
+    "content": _json(
+        {
+            "type": "object",
+            "required": ["parts"],
+            "properties": {
+                "parts": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["PartNumber", "ETag"],
+                        "properties": {
+                            "PartNumber": {"type": "integer", "minimum": 1, "maximum": 10000},
+                            "ETag": {"type": "string", "minLength": 1},
+                        },
+                    },
+                }
+            },
+        }
+    ),
+}
+for endpoint in ("/v1/uploads", "/v1/uploads/t/{ticket}"):
+    ROUTES[f"POST {endpoint}/s3/multipart"] = Route(body=MULTIPART_CREATE)
+    ROUTES[f"POST {endpoint}/s3/multipart/{{upload_id}}/complete"] = Route(
+        body=MULTIPART_COMPLETE, sends={200: ("Location",)}
+    )
 HEALTH_SCHEMAS = {
     "Live": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
     "Ready": {

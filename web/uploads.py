@@ -44,6 +44,9 @@ FORM_OVERHEAD_BYTES = 128 * 1024
 FIELD_BYTES = 512 * 1024
 MAX_PARTS = 8
 DIGEST_READ_BYTES = 1024 * 1024
+# What Uppy sends of every file by default (its meta: the name and type the browser reported, and the path
+# in a dropped folder). Nothing is taken from them: the type is sniffed and keys are made by the server.
+UPPY_FIELDS = frozenset({"name", "type", "relativePath"})
 
 
 class _Budget:
@@ -144,7 +147,7 @@ def parse_fields(form: MultiDict) -> dict[str, Any]:
     # Not JSON, an integer of more digits than Python converts, or nesting deeper than it parses.
     except (ValueError, RecursionError):
         raise ValidationFailed("`metadata` must be a JSON object.") from None
-    unknown = set(form) - {"width", "height", "duration", "metadata"}
+    unknown = set(form) - {"width", "height", "duration", "metadata"} - UPPY_FIELDS
     if unknown:
         raise ValidationFailed(f"Unknown form fields: {', '.join(sorted(unknown))}.")
     return metadata.model_dump(exclude_none=True)
@@ -159,7 +162,12 @@ def media_refusal(rejected: MediaRejected) -> DomainError:
 
 def vetted(upload: ReceivedUpload, limits: MediaLimits) -> SniffedType:
     """The upload's type as its bytes prove it, or the HTTP refusal (415, 422 with a `code`)."""
+    return vetted_stream(upload.file, limits)
+
+
+def vetted_stream(stream: BinaryIO, limits: MediaLimits) -> SniffedType:
+    """What seekable `stream`'s bytes prove them to be, or the HTTP refusal (415, 422 with a `code`)."""
     try:
-        return vet(upload.file, limits)
+        return vet(stream, limits)
     except MediaRejected as rejected:
         raise media_refusal(rejected) from None

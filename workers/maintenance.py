@@ -1,4 +1,5 @@
-"""Maintenance tasks on the `maintenance` queue: ping, re-queue stalled assets, sweep abandoned objects."""
+"""Maintenance tasks on the `maintenance` queue: ping, re-queue stalled assets, sweep abandoned objects and
+abort abandoned direct uploads."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from sqlalchemy import update
 from core import taskqueue
 from models.asset_lifecycle import requeue_stuck
 from models.maintenance import delete_abandoned_objects, try_sweep_lock
+from models.storage.multipart import abort_incomplete_uploads
 from models.tables import WorkerPing
 from workers.context import current
+from workers.metrics import MULTIPART_ABORTED
 from workers.policy import task
 from workers.task_logging import follow_up_headers
 
@@ -66,3 +69,17 @@ def sweep_abandoned_uploads() -> int:
     if deleted:
         log.warning("abandoned_objects_deleted", count=len(deleted), keys=deleted[:20])
     return len(deleted)
+
+
+@task(taskqueue.ABORT_STALE_MULTIPART_UPLOADS, soft_time_limit=240, time_limit=270)
+def abort_stale_multipart_uploads(max_age_seconds: float | None = None) -> int:
+    """Abort direct uploads left incomplete past MULTIPART_UPLOAD_MAX_AGE_HOURS (or `max_age_seconds`)."""
+    context = current()
+    if max_age_seconds is None:
+        max_age_seconds = context.settings.multipart_upload_max_age_hours * 3600
+    started_before = datetime.now(UTC) - timedelta(seconds=max_age_seconds)
+    aborted = abort_incomplete_uploads(context.storage, started_before)
+    MULTIPART_ABORTED.labels(context.settings.storage_backend).inc(len(aborted))
+    if aborted:
+        log.warning("stale_multipart_uploads_aborted", count=len(aborted), keys=[u.key for u in aborted[:20]])
+    return len(aborted)

@@ -22,6 +22,13 @@ log = structlog.get_logger(__name__)
 TASKS = Counter("iskra_tasks_total", "Tasks that finished, by final state", ["task", "state"])
 FAILURES = Counter("iskra_task_failures_total", "Tasks that raised, by exception type", ["task", "exception"])
 RETRIES = Counter("iskra_task_retries_total", "Task retries scheduled", ["task"])
+# Labelled, like every metric here: a label-less counter would open its multiprocess file at import, before
+# the worker has made PROMETHEUS_MULTIPROC_DIR.
+MULTIPART_ABORTED = Counter(
+    "iskra_multipart_uploads_aborted_total",
+    "Direct uploads aborted by maintenance after lying incomplete",
+    ["backend"],
+)
 DURATION = Histogram(
     "iskra_task_duration_seconds",
     "Time a task ran",

@@ -16,6 +16,7 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         taskqueue.REQUEUE_STUCK_ASSETS: 2 * MINUTE,
         taskqueue.RECONCILE_STORAGE: 15 * MINUTE,
         taskqueue.SWEEP_ABANDONED_UPLOADS: 60 * MINUTE,
+        taskqueue.ABORT_STALE_MULTIPART_UPLOADS: 60 * MINUTE,
         taskqueue.RESET_GENERATION_CYCLES: 60 * MINUTE,
     }
     return {

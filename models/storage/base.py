@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
+from models.storage.multipart import MultipartStorage
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -18,8 +20,9 @@ class ObjectInfo:
     last_modified: datetime
 
 
-class Storage(Protocol):
-    """Byte-exact object storage addressed by server-made keys (never user input verbatim)."""
+class Storage(MultipartStorage, Protocol):
+    """Byte-exact object storage addressed by server-made keys (never user input verbatim), with the
+    multipart uploads browsers write through (models.storage.multipart)."""
 
     def put(self, key: str, stream: BinaryIO, *, content_type: str) -> ObjectInfo:
         """Store everything `stream` yields under `key`, streaming (never the whole body in memory)."""

@@ -17,6 +17,7 @@ from core.settings import DEV_PLACEHOLDER, Settings
 from models.errors import ObjectMissing, StorageError
 from models.storage.base import ObjectInfo
 from models.storage.keys import validate_key
+from models.storage.local_multipart import LocalMultipart, PartSigner
 from models.storage.signing import DownloadSigner
 
 CHUNK_BYTES = 1024 * 1024
@@ -30,12 +31,13 @@ class UnsafeSigningSecret(RuntimeError):
     """The local backend was asked to sign links without a secret of the deployment's own."""
 
 
-class LocalStorage:
+class LocalStorage(LocalMultipart):
     """Objects as files under `root`; `url()` is a relative API path (`/files/<token>`) the API serves."""
 
     def __init__(self, root: Path, signer: DownloadSigner) -> None:
         self.root = Path(root).resolve()
         self.signer = signer
+        self.part_signer = PartSigner(signer.secret)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalStorage:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -21,6 +21,7 @@ from core.settings import Settings
 from models.errors import ObjectMissing, StorageError
 from models.storage.base import ObjectInfo
 from models.storage.keys import validate_key
+from models.storage.s3_multipart import S3Multipart
 
 BOTO_ERRORS = (BotoCoreError, ClientError, Boto3Error)
 MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
@@ -136,7 +137,19 @@ def _file_path(stream: BinaryIO) -> str | None:
     return path if os.path.isfile(path) else None
 
 
-class S3Storage:
+def bucket_cors(origins: Sequence[str]) -> dict[str, Any]:
+    """The bucket CORS rule browsers need for direct uploads: PUT parts, read their ETag, GET originals."""
+    rule = {
+        "AllowedOrigins": list(origins),
+        "AllowedMethods": ["GET", "HEAD", "PUT"],
+        "AllowedHeaders": ["*"],
+        "ExposeHeaders": ["ETag"],
+        "MaxAgeSeconds": 3600,
+    }
+    return {"CORSRules": [rule]}
+
+
+class S3Storage(S3Multipart):
     """Objects in one bucket of an S3-compatible store (path-style, SigV4); `url()` is a presigned GET."""
 
     def __init__(self, client: Any, bucket: str, region: str = "us-east-1") -> None:
@@ -240,10 +253,15 @@ class S3Storage:
         if not self._bucket_exists():
             raise StorageError(f"bucket {self.bucket!r} does not exist")
 
-    def ensure_bucket(self) -> None:
-        """Create the bucket if it does not exist yet (tests, operator setup)."""
-        if self._bucket_exists():
-            return
+    def ensure_bucket(self, cors_origins: Sequence[str] = ()) -> None:
+        """Create the bucket if missing (tests, operators); let `cors_origins` PUT parts (docs/api.md)."""
+        if not self._bucket_exists():
+            self._create_bucket()
+        if cors_origins:
+            with _translated("put bucket cors", self.bucket):
+                self.client.put_bucket_cors(Bucket=self.bucket, CORSConfiguration=bucket_cors(cors_origins))
+
+    def _create_bucket(self) -> None:
         options: dict[str, Any] = {"Bucket": self.bucket}
         if self.region != "us-east-1":
             options["CreateBucketConfiguration"] = {"LocationConstraint": self.region}

@@ -51,6 +51,7 @@ class DownloadSigner:
     def __init__(self, secret: str) -> None:
         # The expiry travels in the signed payload (not TimestampSigner's max_age): each URL has its own.
         self._serializer = URLSafeSerializer(secret, salt=_SALT)
+        self.secret = secret
 
     def sign(
         self, key: str, *, expires_in: int, content_type: str | None = None, signed_at: int | None = None

@@ -37,15 +37,23 @@ class Staged:
 def put_then_record(storage: Storage, key: str, stream: BinaryIO, *, content_type: str) -> Iterator[Staged]:
     """Put `stream` under `key`; the block records it and calls `recorded()`, or the object goes again."""
     try:
-        staged = Staged(storage.put(key, stream, content_type=content_type))
+        info = storage.put(key, stream, content_type=content_type)
     except StorageError:
         discard(storage, key)  # a put that failed half-way may have left bytes behind
         raise
+    with record_or_discard(storage, info) as staged:
+        yield staged
+
+
+@contextmanager
+def record_or_discard(storage: Storage, info: ObjectInfo) -> Iterator[Staged]:
+    """An object already stored (a completed direct upload): the block records it, or it is deleted."""
+    staged = Staged(info)
     try:
         yield staged
     finally:
         if not staged.kept:
-            discard(storage, key)
+            discard(storage, info.key)
 
 
 def discard(storage: Storage, key: str) -> None:

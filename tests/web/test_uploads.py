@@ -482,3 +482,13 @@ def test_renditions_are_enqueued_only_after_the_asset_is_committed(
 
     assert response.status_code == 201
     assert seen_by_others == [(taskqueue.MAKE_IMAGE_RENDITIONS, "pending")]
+
+
+def test_the_fields_uppy_sends_by_default_are_ignored_and_others_still_refused(client, auth_header, session):
+    headers = auth_header("user_uppy_form")
+
+    accepted = upload(client, headers, good_jpeg(16, 16), name="a.jpg", type="text/plain", relativePath="d/a")
+    refused = upload(client, headers, good_jpeg(16, 16), colour="red")
+
+    assert (accepted.status_code, accepted.json["mimeType"]) == (201, "image/jpeg")
+    assert_problem(refused, 422, "validation-failed")

@@ -170,6 +170,7 @@ def test_beat_sends_every_maintenance_task_to_the_maintenance_queue():
         taskqueue.REQUEUE_STUCK_ASSETS,
         taskqueue.RECONCILE_STORAGE,
         taskqueue.SWEEP_ABANDONED_UPLOADS,
+        taskqueue.ABORT_STALE_MULTIPART_UPLOADS,
         taskqueue.RESET_GENERATION_CYCLES,
     }
     for entry in schedule.values():

@@ -1,13 +1,15 @@
-"""Local-backend downloads: `GET /files/<signed token>` streams the object (Range, conditional GET, HEAD)."""
+"""Local-backend files: `GET /files/<token>` streams an object (Range, conditional GET, HEAD); `PUT
+/files/parts/<token>` receives one part of a direct upload."""
 
 from __future__ import annotations
 
 import time
 
-from flask import Blueprint, send_file
+from flask import Blueprint, request, send_file
 
-from models.errors import NotFound
+from models.errors import NotFound, PayloadTooLarge
 from models.storage.local import LocalStorage
+from models.storage.multipart import UploadMissing
 from web.services import services
 
 bp = Blueprint("files", __name__)
@@ -38,3 +40,20 @@ def download(token: str):
     # User content never runs as a page here.
     response.headers.update({"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"})
     return response
+
+
+@bp.put("/files/parts/<token>")
+def upload_part(token: str):
+    """Store one part of a direct upload on local disk; answers its ETag (exposed to browsers by CORS)."""
+    storage = services().storage
+    if not isinstance(storage, LocalStorage):
+        raise NotFound("Parts are uploaded to the storage backend itself.")
+    grant = storage.part_signer.verify(token)
+    if request.content_length is not None and request.content_length > grant.max_bytes:
+        raise PayloadTooLarge(f"A part may have at most {grant.max_bytes} bytes.")
+    request.max_content_length = grant.max_bytes
+    try:
+        etag = storage.write_part(grant, request.stream)
+    except UploadMissing:
+        raise NotFound("No such upload.") from None
+    return "", 200, {"ETag": f'"{etag}"'}

@@ -73,6 +73,24 @@ def exact_origin_patterns(origins: tuple[str, ...]) -> list[re.Pattern[str]]:
     return [re.compile(re.escape(origin) + r"\Z", re.IGNORECASE) for origin in origins]
 
 
+def serve_browsers(app: Flask, settings: Settings, *, allow_headers: list[str], methods: list[str]) -> None:
+    """What every browser-facing app of the service shares: the client address and CORS for exact origins."""
+    if settings.trusted_proxy_count:
+        # The address our outermost proxy saw becomes request.remote_addr, for rate limits and logs alike;
+        # X-Forwarded-For from anyone else is never read. (Flask documents wrapping wsgi_app for
+        # middleware; its type says method.)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)  # type: ignore[method-assign]
+    register_forwarded_for_warning(app, settings)
+    CORS(
+        app,
+        origins=exact_origin_patterns(settings.cors_allowed_origins),
+        expose_headers=EXPOSED_HEADERS,
+        allow_headers=[*allow_headers, "X-Request-ID"],
+        methods=methods,
+        max_age=600,
+    )
+
+
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
     """Build the API for `settings`; nothing connects until a request needs it."""
     configure_logging(settings)
@@ -85,26 +103,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     )
     app.json = BoundedJSONProvider(app)
     app.extensions["iskra"] = services or make_services(settings)
-    if settings.trusted_proxy_count:
-        # The address our outermost proxy saw becomes request.remote_addr, for rate limits and logs alike;
-        # X-Forwarded-For from anyone else is never read. (Flask documents wrapping wsgi_app for
-        # middleware; its type says method.)
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)  # type: ignore[method-assign]
-    register_forwarded_for_warning(app, settings)
-    CORS(
+    serve_browsers(
         app,
-        origins=exact_origin_patterns(settings.cors_allowed_origins),
-        expose_headers=EXPOSED_HEADERS,
-        allow_headers=[
-            "Authorization",
-            "Content-Type",
-            "If-Match",
-            "If-None-Match",
-            "Idempotency-Key",
-            "X-Request-ID",
-        ],
+        settings,
+        allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key"],
         methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        max_age=600,
     )
     register_request_id(app)
     register_metrics(app)

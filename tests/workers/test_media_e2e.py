@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -31,6 +32,23 @@ def download(client, url: str) -> Image.Image:
     return image
 
 
+def uploaded_until_finished(client, headers, files: dict, created: Callable[[dict], bool]) -> dict[str, dict]:
+    """Upload each (content, filename, type) through the API, checking its 201 body with `created`; each
+    asset's body once `ready` or `failed`."""
+    ids = {}
+    for name, (content, filename, file_type) in files.items():
+        response = upload(client, headers, content, filename=filename, file_type=file_type)
+        assert response.status_code == 201, response.json
+        assert created(response.json), response.json
+        ids[name] = response.json["id"]
+
+    def finished(asset_id: str):
+        body = client.get(f"/v1/assets/{asset_id}", headers=headers).json
+        return body if body["status"] in ("ready", "failed") else None
+
+    return {name: wait_until(lambda i=asset_id: finished(i), timeout=60) for name, asset_id in ids.items()}
+
+
 def test_uploaded_jpeg_png_and_mp4_become_ready_with_downloadable_webp_renditions(
     broker_app, auth_header, broker_settings, tmp_path
 ):
@@ -43,20 +61,9 @@ def test_uploaded_jpeg_png_and_mp4_become_ready_with_downloadable_webp_rendition
     }
 
     with running(worker_command("images,videos"), settings_env(broker_settings), tmp_path / "worker.log"):
-        ids = {}
-        for name, (content, filename, file_type) in files.items():
-            response = upload(client, headers, content, filename=filename, file_type=file_type)
-            assert response.status_code == 201, response.json
-            assert response.json["status"] in ("pending", "processing")
-            ids[name] = response.json["id"]
-
-        def finished(asset_id: str):
-            body = client.get(f"/v1/assets/{asset_id}", headers=headers).json
-            return body if body["status"] in ("ready", "failed") else None
-
-        assets = {
-            name: wait_until(lambda i=asset_id: finished(i), timeout=60) for name, asset_id in ids.items()
-        }
+        assets = uploaded_until_finished(
+            client, headers, files, created=lambda body: body["status"] in ("pending", "processing")
+        )
 
     assert {name: (body["status"], body["error"]) for name, body in assets.items()} == dict.fromkeys(
         files, ("ready", None)
@@ -93,20 +100,9 @@ def test_uploaded_iphone_heic_and_avif_become_ready_with_a_downloadable_display_
     }
 
     with running(worker_command("images"), settings_env(broker_settings), tmp_path / "worker.log"):
-        ids = {}
-        for name, (content, filename, file_type) in files.items():
-            response = upload(client, headers, content, filename=filename, file_type=file_type)
-            assert response.status_code == 201, response.json
-            assert response.json["urls"]["display"] is None
-            ids[name] = response.json["id"]
-
-        def finished(asset_id: str):
-            body = client.get(f"/v1/assets/{asset_id}", headers=headers).json
-            return body if body["status"] in ("ready", "failed") else None
-
-        assets = {
-            name: wait_until(lambda i=asset_id: finished(i), timeout=60) for name, asset_id in ids.items()
-        }
+        assets = uploaded_until_finished(
+            client, headers, files, created=lambda body: body["urls"]["display"] is None
+        )
 
     assert {name: (body["status"], body["error"]) for name, body in assets.items()} == dict.fromkeys(
         files, ("ready", None)

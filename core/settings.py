@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     port: int = 8000
     # The live event stream's own process (Procfile `events`).
     events_port: int = 8001
+    # Where browsers reach the event stream (the console asks GET /console/config): scheme://host[:port].
+    # Unset, it is the API's own host on EVENTS_PORT; behind one proxy for both, the API's public origin.
+    events_public_url: str | None = None
     # A `: ping` comment this often keeps proxies from closing an idle stream.
     events_ping_seconds: float = Field(default=15.0, gt=0, le=15)
     # Each user's stream keeps the last N events, each kept an hour after the user's latest (resume window).
@@ -135,6 +138,13 @@ class Settings(BaseSettings):
             if not ORIGIN.fullmatch(origin):
                 raise ValueError(f"CORS_ALLOWED_ORIGINS: {origin!r} is not an origin (scheme://host[:port])")
         return origins
+
+    @field_validator("events_public_url")
+    @classmethod
+    def _events_origin(cls, url: str | None) -> str | None:
+        if url and not ORIGIN.fullmatch(url.rstrip("/")):
+            raise ValueError(f"EVENTS_PUBLIC_URL: {url!r} is not an origin (scheme://host[:port])")
+        return url.rstrip("/") if url else None
 
     @field_validator("rate_limit_overrides")
     @classmethod

@@ -25,7 +25,7 @@ from web.openapi import register_openapi
 from web.proxies import register_forwarded_for_warning
 from web.requestid import register_request_id
 from web.services import Services
-from web.views import files, health, uploads_direct
+from web.views import console, files, health, uploads_direct
 
 EXPOSED_HEADERS = [
     "ETag",
@@ -120,5 +120,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.register_blueprint(files.bp)
     app.register_blueprint(make_v1())
     app.register_blueprint(uploads_direct.ticket_bp)
+    app.register_blueprint(console.bp)
     register_openapi(app)
     return app

@@ -104,7 +104,8 @@ api = SpecTree(
 )
 
 
-UNDOCUMENTED_ENDPOINTS = re.compile(r"^(static|openapi_docs.*)$")
+# Pages, not API: the static folder, the documentation pages and the console's files (web/views/console.py).
+UNDOCUMENTED_ENDPOINTS = re.compile(r"^(static|openapi_docs.*|console\.(page|file))$")
 
 
 def register_openapi(app: Flask) -> None:

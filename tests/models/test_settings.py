@@ -180,3 +180,19 @@ def test_a_leeway_over_a_minute_is_refused(monkeypatch):
 
     with pytest.raises(ValidationError, match="jwt_leeway_seconds"):
         Settings(_env_file=None)
+
+
+def test_the_events_public_url_is_an_origin_kept_without_its_trailing_slash(monkeypatch):
+    monkeypatch.setenv("EVENTS_PUBLIC_URL", "https://events.iskra.example/")
+
+    assert Settings(_env_file=None).events_public_url == "https://events.iskra.example"
+
+
+@pytest.mark.parametrize(
+    "url", ["events.iskra.example", "https://iskra.example/events", "javascript:alert(1)"]
+)
+def test_an_events_public_url_that_is_not_an_origin_is_refused(monkeypatch, url):
+    monkeypatch.setenv("EVENTS_PUBLIC_URL", url)
+
+    with pytest.raises(ValidationError, match="EVENTS_PUBLIC_URL"):
+        Settings(_env_file=None)

@@ -42,15 +42,27 @@ def main(context: click.Context) -> None:
 @click.argument("user_id")
 @click.option("--email", default="", help="Email claim to include.")
 @click.option("--ttl", default=86_400, show_default=True, help="Lifetime in seconds.")
+@click.option("--console", is_flag=True, help="Print a link that opens the console signed in instead.")
+@click.option(
+    "--api-url", default=None, help="The API's address in the link (default http://localhost:$PORT)."
+)
 @click.pass_obj
-def dev_token(settings: Settings, user_id: str, email: str, ttl: int) -> None:
+def dev_token(
+    settings: Settings, user_id: str, email: str, ttl: int, console: bool, api_url: str | None
+) -> None:
     """Print a development bearer token for USER_ID (AUTH_MODE=dev only)."""
     if settings.auth_mode != "dev":
         raise click.ClickException("dev-token needs AUTH_MODE=dev")
     try:
-        click.echo(make_dev_token(settings, user_id, email, ttl))
+        token = make_dev_token(settings, user_id, email, ttl)
     except RuntimeError as refused:
         raise click.ClickException(str(refused)) from None
+    if console:
+        # The fragment never reaches a server or a log; the page reads it and clears the address bar.
+        base = (api_url or f"http://localhost:{settings.port}").rstrip("/")
+        click.echo(f"{base}/console/#token={token}")
+    else:
+        click.echo(token)
 
 
 main.add_command(set_tier)

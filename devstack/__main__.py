@@ -43,8 +43,16 @@ def _stack_environment(stack: ExitStack) -> dict[str, str]:
     env.setdefault("PORT", "8000")
     env.setdefault("EVENTS_PORT", "8001")
     env.setdefault("FLOWER_PORT", "5555")
+    env["CORS_ALLOWED_ORIGINS"] = with_console_origins(env.get("CORS_ALLOWED_ORIGINS"), env["PORT"])
     _publish_for_cli(data_dir, env, stack)
     return env
+
+
+def with_console_origins(configured: str | None, port: str) -> str:
+    """The allowed origins plus the console's own: its page on the API's port opens the events port."""
+    origins = [o.strip() for o in (configured or "http://localhost:3000").split(",") if o.strip()]
+    console = [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
+    return ",".join(dict.fromkeys([*origins, *console]))
 
 
 def _publish_for_cli(data_dir: Path, env: dict[str, str], stack: ExitStack) -> None:
@@ -59,10 +67,11 @@ def banner(env: dict[str, str], operator_set_flower_auth: bool) -> str:
     user, _, password = env["FLOWER_BASIC_AUTH"].partition(":")
     secret = "from FLOWER_BASIC_AUTH" if operator_set_flower_auth else f"password {password!r}"
     return (
-        f"\nIskra Media: API http://127.0.0.1:{env['PORT']}  docs /docs/swagger/  "
+        f"\nIskra Media: console http://localhost:{env['PORT']}/console/  "
+        f"API http://127.0.0.1:{env['PORT']}  docs /docs/swagger/  "
         f"events http://127.0.0.1:{env.get('EVENTS_PORT', '8001')}/v1/events  "
         f"Flower http://127.0.0.1:{env['FLOWER_PORT']} (user {user!r}, {secret})\n"
-        f"Token: .venv/bin/iskra dev-token user_local\n"
+        f"Token: .venv/bin/iskra dev-token user_local  (--console: a link that opens the console signed in)\n"
     )
 
 

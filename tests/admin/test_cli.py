@@ -28,6 +28,26 @@ def me(app, token: str):
     return app.test_client().get("/v1/me", headers={"Authorization": f"Bearer {token}"})
 
 
+def test_dev_token_with_console_prints_a_link_that_signs_the_console_in(app, settings):
+    result = CliRunner().invoke(
+        main, ["dev-token", "user_from_cli", "--console", "--api-url", "http://127.0.0.1:9000/"],
+        env=settings_env(settings),
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    link, _, token = result.stdout.strip().partition("#token=")
+    assert link == "http://127.0.0.1:9000/console/"
+    assert me(app, token).json["userId"] == "user_from_cli"
+
+
+def test_dev_token_links_to_the_console_on_the_configured_port_by_default(settings):
+    env = {**settings_env(settings), "PORT": "8123"}
+
+    result = CliRunner().invoke(main, ["dev-token", "user_from_cli", "--console"], env=env)
+
+    assert result.stdout.startswith("http://localhost:8123/console/#token=ey")
+
+
 def test_dev_token_prints_a_token_the_api_accepts_for_that_user(app, settings):
     result = CliRunner().invoke(
         main, ["dev-token", "user_from_cli", "--email", "cli@example.com"], env=settings_env(settings)

@@ -7,7 +7,7 @@ from contextlib import ExitStack
 
 from dotenv import dotenv_values
 
-from devstack.__main__ import STACK_ENV, _publish_for_cli, banner
+from devstack.__main__ import STACK_ENV, _publish_for_cli, banner, with_console_origins
 from devstack.secrets import ensure_local_env, local_env_path
 
 
@@ -61,3 +61,12 @@ def test_the_running_stack_publishes_its_urls_for_the_cli_and_removes_them_when_
 
     assert published == env
     assert not (tmp_path / STACK_ENV).exists()
+
+
+def test_the_stack_allows_the_consoles_origin_beside_the_configured_ones_for_the_event_stream():
+    assert with_console_origins(None, "8000") == (
+        "http://localhost:3000,http://localhost:8000,http://127.0.0.1:8000"
+    )
+    assert with_console_origins("https://canvas.example, http://localhost:8000", "8000") == (
+        "https://canvas.example,http://localhost:8000,http://127.0.0.1:8000"
+    )

@@ -1,4 +1,4 @@
-"""What a browser test talks to: a gunicorn API, a Celery worker, and a page of another origin."""
+"""What a browser test talks to: a gunicorn API, a Celery worker, the event stream, a page elsewhere."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ def serving_page(directory: Path) -> Iterator[str]:
 class Stack:
     api: str
     settings: Settings
+    events: str | None = None
 
 
 def _answers(url: str) -> bool:
@@ -61,15 +62,30 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
-def running_stack(settings: Settings, logs: Path) -> Iterator[Stack]:
-    """A real gunicorn API process and a real Celery worker (images, videos) configured by `settings`."""
-    port = free_port()
+def running_stack(
+    settings: Settings, logs: Path, *, events: bool = False, queues: str = "images,videos"
+) -> Iterator[Stack]:
+    """A real gunicorn API process and a real Celery worker of `queues` configured by `settings`; with
+    `events`, the event stream's process too, on its own port, allowing the API's origin (the console's)."""
+    port, events_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    if events:
+        origins = (*settings.cors_allowed_origins, url)
+        settings = settings.model_copy(update={"events_port": events_port, "cors_allowed_origins": origins})
     env = {**settings_env(settings), "WEB_CONCURRENCY": "2", "WEB_THREADS": "8"}
     api = [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
            "web.wsgi:app_from_environment()"]  # fmt: skip
+    stream = [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
+              "--bind", f"127.0.0.1:{events_port}", "--workers", "1", "--worker-class", "gthread",
+              "--threads", "32", "--graceful-timeout", "2",
+              "web.events.wsgi:app_from_environment()"]  # fmt: skip
     with ExitStack() as stack:
         stack.enter_context(running(api, env, logs / "api.log"))
-        stack.enter_context(running(worker_command("images,videos", concurrency=2), env, logs / "worker.log"))
-        url = f"http://127.0.0.1:{port}"
+        stack.enter_context(running(worker_command(queues, concurrency=2), env, logs / "worker.log"))
+        events_url = None
+        if events:
+            stack.enter_context(running(stream, env, logs / "events.log"))
+            events_url = f"http://127.0.0.1:{events_port}"
+            wait_until(lambda: _answers(f"{events_url}/livez"), timeout=60)
         wait_until(lambda: _answers(f"{url}/livez"), timeout=60)
-        yield Stack(url, settings)
+        yield Stack(url, settings, events_url)

@@ -73,6 +73,10 @@ def open_page(chromium, request):
         context = chromium.new_context(viewport={"width": width, "height": height})
         contexts.append(context)
         page = context.new_page()
+        # A CSP violation, a failed load or an uncaught error shows up here.
+        page.complaints = []
+        page.on("console", lambda m: page.complaints.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda error: page.complaints.append(str(error)))
         page.set_default_timeout(SLOW)
         expect.set_options(timeout=SLOW)
         request.node.browser_pages = [*getattr(request.node, "browser_pages", []), page]
@@ -150,6 +154,8 @@ def test_a_person_signs_in_uploads_watches_thumbnails_arrive_deletes_and_opens_a
     )
     page.keyboard.press("Escape")
     page.locator("#project-view").wait_for(state="hidden")
+    # The refused upload is the one failed request; nothing else failed, was blocked or threw.
+    assert [c for c in page.complaints if "415" not in c] == [], page.complaints
     if os.environ.get("ISKRA_CONSOLE_SCREENSHOT"):
         page.screenshot(path=str(SCREENSHOT))
 
@@ -197,6 +203,9 @@ def test_a_token_in_the_address_signs_in_and_leaves_the_address_bar_at_phone_wid
 
 def test_a_pasted_token_signs_in_and_a_bad_one_is_refused_with_the_reason(stack, open_page):
     page = open_page()
+    # Playwright turns file-chooser interception on with its first listener, without waiting for it:
+    # one added now is in place long before the key press that opens the chooser.
+    page.on("filechooser", lambda _chooser: None)
     page.goto(f"{stack.api}/console/")
 
     page.fill("#token-input", "not-a-token")
@@ -209,7 +218,10 @@ def test_a_pasted_token_signs_in_and_a_bad_one_is_refused_with_the_reason(stack,
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     page.wait_for_selector("#app:not([hidden])")
-    assert page.evaluate("() => document.activeElement.id") == "drop-zone"  # where work starts
+    assert page.evaluate("() => document.activeElement.id") == "choose-files"  # where work starts
     with page.expect_file_chooser() as chooser:
         page.keyboard.press("Enter")
     assert chooser.value.is_multiple()
+    assert page.complaints == [
+        "Failed to load resource: the server responded with a status of 401 (UNAUTHORIZED)"
+    ]

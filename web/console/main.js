@@ -37,7 +37,7 @@ async function signIn(token) {
   $('#sign-in').hidden = true;
   $('#who').hidden = false;
   $('#app').hidden = false;
-  $('#drop-zone').focus(); // the sign-in form that had focus is gone; the next thing to do is upload
+  $('#choose-files').focus(); // the sign-in form that had focus is gone; the next thing to do is upload
   const grid = new AssetGrid($('#asset-grid'), $('#more-assets'), { api, onError: reportError });
   const projects = new Projects($('#project-list'), { api, onError: reportError });
   const refreshAll = () => Promise.all([
@@ -127,10 +127,7 @@ function wireUploads() {
     zone.classList.remove('over');
     uploadAll(event.dataTransfer.files);
   });
-  // The drop zone is a control too: Enter or Space opens the picker.
-  zone.addEventListener('keydown', (event) => {
-    if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); input.click(); }
-  });
+  $('#choose-files').addEventListener('click', () => input.click());
 }
 
 function wireForms() {

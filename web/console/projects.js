@@ -18,14 +18,18 @@ export class Projects {
     this.list.dataset.empty = page.items.length ? 'false' : 'true';
   }
 
-  // A `project` event: a deletion is shown at once; anything else re-reads the list (its counts).
+  // A `project` event: a deletion is shown at once; anything else re-reads the list (for its counts),
+  // at most once a second however often a canvas elsewhere autosaves.
   onEvent(change) {
     if (change.deleted) {
       this.list.querySelector(`[data-project-id="${CSS.escape(change.id)}"]`)?.remove();
       return;
     }
-    clearTimeout(this.refreshTimer);
-    this.refreshTimer = setTimeout(() => this.reload().catch(this.onError), 250);
+    if (this.refreshTimer) return; // the pending re-read will see this change too
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      this.reload().catch(this.onError);
+    }, 1000);
   }
 
   async create(name) {

@@ -4,6 +4,11 @@ import { placeholderCanvas } from './thumbhash.js';
 
 const PAGE = 40;
 
+// The API's order: created_at, then id, both descending (ids compare as their lowercase hex does).
+function newer(asset, other) {
+  return asset.createdAt > other.createdAt || (asset.createdAt === other.createdAt && asset.id > other.id);
+}
+
 export class AssetGrid {
   constructor(list, moreButton, { api, onError }) {
     this.list = list;
@@ -12,7 +17,7 @@ export class AssetGrid {
     this.onError = onError;
     this.cards = new Map(); // id -> {asset, element}
     this.cursor = null;
-    moreButton.addEventListener('click', () => this.loadMore());
+    moreButton.onclick = () => this.loadMore().catch(onError); // one grid per sign-in: replace, not add
   }
 
   async reload() {
@@ -58,7 +63,7 @@ export class AssetGrid {
   firstOlderThan(asset) {
     for (const element of this.list.children) {
       const shown = this.cards.get(element.dataset.assetId);
-      if (shown && shown.asset.createdAt < asset.createdAt) return element;
+      if (shown && newer(asset, shown.asset)) return element;
     }
     return null;
   }

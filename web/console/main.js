@@ -59,6 +59,7 @@ function signOut() {
   session?.events.stop();
   session = null;
   sessionStorage.removeItem(TOKEN_KEY);
+  for (const list of ['#asset-grid', '#project-list', '#upload-list']) $(list).replaceChildren();
   $('#app').hidden = true;
   $('#who').hidden = true;
   $('#sign-in').hidden = false;
@@ -101,14 +102,15 @@ function uploadItem(file) {
 }
 
 async function uploadAll(files) {
-  if (!session) return;
+  const current = session; // uploads started by one sign-in finish into its grid
+  if (!current) return;
   const queue = [...files].map((file) => ({ file, row: uploadItem(file) }));
   const next = async () => {
     for (let job = queue.shift(); job; job = queue.shift()) {
       try {
-        const asset = await uploadFile(session.api, job.file, (sent) => job.row.progress(sent));
+        const asset = await uploadFile(current.api, job.file, (sent) => job.row.progress(sent));
         job.row.done();
-        session.grid.upsert(asset); // the stream says so too; whichever comes first draws it
+        current.grid.upsert(asset); // the stream says so too; whichever comes first draws it
       } catch (failure) {
         job.row.failed(failure.message || String(failure));
       }

@@ -57,7 +57,11 @@ THUMBNAIL, PREVIEW = 400, 1600
 
 
 def photo(width: int, height: int, seed: int, grain: float = 10.0) -> Image.Image:
-    """Photo-like RGB: a smooth random colour field, hard-edged shapes, and Gaussian sensor grain."""
+    """Photo-like RGB: a smooth random colour field, hard-edged shapes, and Gaussian sensor grain.
+
+    The same pixels for the same arguments in any process (the grain comes from numpy's seeded
+    generator, not from Pillow's `effect_noise`, whose C `rand()` depends on what ran before).
+    """
     rng = random.Random(seed)
     field = Image.new("RGB", (16, 12))
     field.putdata([tuple(rng.randrange(256) for _ in range(3)) for _ in range(16 * 12)])
@@ -69,7 +73,11 @@ def photo(width: int, height: int, seed: int, grain: float = 10.0) -> Image.Imag
         colour = tuple(rng.randrange(256) for _ in range(3))
         (draw.ellipse if rng.random() < 0.5 else draw.rectangle)([x - r, y - r, x + r, y + r], fill=colour)
     if grain:
-        noise = Image.effect_noise((width, height), grain)
+        levels = np.random.default_rng(seed).standard_normal((height, width), dtype=np.float32)
+        levels *= grain
+        levels += 128.5
+        noise = Image.fromarray(np.clip(levels, 0, 255).astype(np.uint8))
+        del levels
         img = Image.merge("RGB", [ImageChops.add(band, noise, offset=-128) for band in img.split()])
     return img
 

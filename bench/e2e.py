@@ -14,7 +14,7 @@ The inputs are 50 photo-like JPEGs (40 x 12 MP, 10 x 24 MP, quality 90; `thumbna
 the same bytes on every machine), cached in `bench/.cache/e2e/`. A client that costs little CPU drives
 both: multipart bodies built before the clock starts, sent over keep-alive `http.client` connections
 from `--concurrency` threads. For ours the clock runs from the first upload to the moment a status poll
-(one indexed count on the database every 20 ms) sees the last asset `ready`; for thumbor from the first
+(one count on the database every 20 ms) sees the last asset `ready`; for thumbor from the first
 request to the last response. CPU seconds per asset come from /proc (user + system of each process tree,
 with reaped children) before and after: API (gunicorn master + workers), images worker (master + pool
 children), broker (redis-server), database (postmaster + backends, the poll's own backend taken out),
@@ -75,33 +75,32 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 MARKERS = ("<!-- e2e:last-run -->", "<!-- /e2e:last-run -->")
 # 40 x 12 MP and 10 x 24 MP, the 24 MP ones spread through the upload order (every fifth).
 INPUTS = [(6000, 4000) if i % 5 == 4 else (4000, 3000) for i in range(50)]
-WARM_UPS = 4
 USERS = 5
+WARM_UPS = USERS  # one upload by each user before the clock: their rows exist when it starts
 JWT_SECRET = "e2e-bench-dev-jwt-secret-long-enough-for-hs256"
 SIGNING_SECRET = "e2e-bench-signing-secret-long-enough-for-hmac"
 UNLIMITED = {"perMinute": None, "perHour": None, "perDay": None}
 POLL_SECONDS = 0.02
-CLK = "cpu"
 
 
 # --- inputs --------------------------------------------------------------------------------------------
 
 
+def cached_photo(name: str, width: int, height: int, seed: int, grain: float = 10.0) -> Path:
+    path = CACHE / name
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        photo(width, height, seed=seed, grain=grain).save(partial, "JPEG", quality=90)
+        partial.rename(path)
+    return path
+
+
 def inputs() -> tuple[list[Path], Path, Path, str]:
     """The 50 photos, a small warm-up photo and a 100 MP JPEG (cached), and a digest of all their bytes."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, (width, height) in enumerate(INPUTS):
-        path = CACHE / f"{i:02d}-{width}x{height}.jpg"
-        if not path.exists():
-            photo(width, height, seed=1000 + i).save(path, "JPEG", quality=90)
-        paths.append(path)
-    warm = CACHE / "warm-1600x1200.jpg"
-    if not warm.exists():
-        photo(1600, 1200, seed=999).save(warm, "JPEG", quality=90)
-    huge = CACHE / "huge-10000x10000.jpg"
-    if not huge.exists():
-        photo(10_000, 10_000, seed=7, grain=4).save(huge, "JPEG", quality=90)
+    paths = [cached_photo(f"{i:02d}-{w}x{h}.jpg", w, h, seed=1000 + i) for i, (w, h) in enumerate(INPUTS)]
+    warm = cached_photo("warm-1600x1200.jpg", 1600, 1200, seed=999)
+    huge = cached_photo("huge-10000x10000.jpg", 10_000, 10_000, seed=7, grain=4)
     digest = hashlib.sha256()
     for path in [*paths, warm, huge]:
         digest.update(path.read_bytes())
@@ -390,17 +389,12 @@ def _ours(services: Services, label: str, s3: dict[str, str], s3_pid: int | None
     tokens = [make_dev_token(settings, f"user_e2e_{backend}_{i}") for i in range(USERS)]
 
     def uploads(bodies: list[tuple[bytes, str]]) -> list[list[Request]]:
-        return [
-            [
-                (
-                    "POST",
-                    "/v1/assets",
-                    body,
-                    {"Authorization": f"Bearer {tokens[i % USERS]}", "Content-Type": kind},
-                )
-            ]
-            for i, (body, kind) in enumerate(bodies)
-        ]
+        """One job per body, one request each, the users taking turns."""
+        jobs: list[list[Request]] = []
+        for i, (body, kind) in enumerate(bodies):
+            headers = {"Authorization": f"Bearer {tokens[i % USERS]}", "Content-Type": kind}
+            jobs.append([("POST", "/v1/assets", body, headers)])
+        return jobs
 
     with ExitStack() as stack:
         api = stack.enter_context(process(["sh", "-c", procfile_line("web")], data / "api.log", env))

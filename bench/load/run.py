@@ -3,7 +3,7 @@
 One command, from the repository root (locust comes with the `bench` extra):
 
     .venv/bin/pip install -c constraints.txt -e '.[bench]'
-    .venv/bin/python bench/load/run.py                  # both configurations, 13 minutes at most
+    .venv/bin/python bench/load/run.py                  # both configurations, 15 minutes at most
 
 For each configuration (`--api-workers 1,2`: gunicorn API processes) it starts, on this machine, a fresh
 stack: a temporary database on the local PostgreSQL (`BENCH_POSTGRES_URL`), a private `redis-server` on a
@@ -54,6 +54,7 @@ from bench.load.report import (  # noqa: E402
     bottleneck,
     cpu_percent,
     held,
+    remeasured,
     saturation,
     summarise_step,
 )
@@ -322,7 +323,7 @@ def run_configuration(api_workers: int, args: argparse.Namespace, images: Path) 
             "LOAD_P99_MS": str(args.p99_ms),
         }  # fmt: skip
         steps = args.max_users // args.step_users
-        limit = steps * args.step_seconds + 30
+        limit = (steps + 3) * args.step_seconds + 30  # room for a few steps measured twice
         sampler = Sampler(target).start()
         load_before = load_average()
         print(f"\n== {api_workers} API process(es): ramp of {args.step_users} users every "
@@ -387,18 +388,34 @@ def report(configuration: dict, p99_ms: float) -> tuple[int, str]:
     groups = list(steps[0].cpu) if steps else []
     print(f"\n### {configuration['api_workers']} API process(es) (load average before/after: "
           f"{configuration['load'][0]} / {configuration['load'][1]})\n")  # fmt: skip
-    print("| users | API req/s | API p50 | API p99 | errors | upload→ready p50 / p99 | queued max (end) | "
-          "PG conns (active) | Redis cmd/s | machine CPU | " + " | ".join(groups) + " |")  # fmt: skip
-    print("|" + "---|" * (10 + len(groups)))
+    head = [
+        "users",
+        "API req/s",
+        "API p50",
+        "API p99",
+        "errors",
+        "upload→ready p50 / p99",
+        "queued max (end)",
+        "PG conns (active)",
+        "Redis cmd/s",
+        "machine CPU",
+        "the stack's CPU",
+        *groups,
+    ]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * (11 + len(groups)))
     for step in steps:
         api, thumbnail = step.figures.api, step.figures.thumbnail
         assert api is not None
         ttt = f"{thumbnail.p50:.0f} / {thumbnail.p99:.0f} ms" if thumbnail else "—"
+        index = steps.index(step)
         mark = "" if held(step.figures, p99_ms) else " ✗"
+        mark += ", measured again:" if remeasured([s.figures for s in steps], index, p99_ms) else ""
         cells = [f"{step.figures.users}{mark}", f"{api.per_second:.0f}", f"{api.p50:.0f} ms",
                  f"{api.p99:.0f} ms", str(api.errors), ttt, f"{step.queue_max} ({step.queue_end})",
                  f"{step.connections} ({step.active})", f"{step.redis_per_second:.0f}",
-                 f"{step.machine:.0f} %", *(f"{step.cpu[g]:.0f} %" for g in groups)]  # fmt: skip
+                 f"{step.machine:.0f} %", f"{sum(step.cpu.values()):.0f} %",
+                 *(f"{step.cpu[g]:.0f} %" for g in groups)]  # fmt: skip
         print("| " + " | ".join(cells) + " |")
     shown = [s for s in steps if s.figures.users in (users_held, first_not_held and first_not_held.users)]
     for step in shown:
@@ -416,7 +433,9 @@ def report(configuration: dict, p99_ms: float) -> tuple[int, str]:
         assert api is not None
         reason = f"p99 {api.p99:.0f} ms" + (f", {api.errors} errors" if api.errors else "")
         busy = bottleneck(step.cpu, configuration["capacity"], CORES, step.machine) or ["no one process"]
-        where = f"at {first_not_held.users}: {reason}"
+        where = (
+            f"at {first_not_held.users}: {reason}, the stack's processes {sum(step.cpu.values()):.0f} % CPU"
+        )
         verdict = f"held {users_held} users; {where}; saturated: {'; '.join(busy)}"
     print(f"\n{verdict}")
     print(f"assets at the end: {configuration['unfinished']}")

@@ -13,6 +13,7 @@ from bench.load.report import (
     cpu_percent,
     held,
     percentile,
+    remeasured,
     saturation,
     summarise_step,
 )
@@ -70,6 +71,13 @@ def test_one_error_ends_the_ramp_whatever_the_latency():
     assert held(steps[0], 250.0)
     assert not held(steps[1], 250.0)
     assert saturation(steps, 250.0) == (10, steps[1])
+
+
+def test_a_step_held_when_measured_again_was_a_burst_not_the_saturation():
+    steps = [_step(10, [50.0]), _step(20, [400.0]), _step(20, [90.0]), _step(30, [400.0]), _step(30, [300.0])]
+    assert remeasured(steps, 1, 250.0)
+    assert not remeasured(steps, 3, 250.0)
+    assert saturation(steps, 250.0) == (20, steps[3])
 
 
 def test_a_ramp_never_refused_holds_its_last_step():

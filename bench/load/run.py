@@ -302,8 +302,7 @@ class StepResult:
     connections: int
     active: int
     redis_per_second: float
-    queue_max: int
-    queue_end: int
+    queues: dict[str, tuple[int, int]]  # queue -> tasks waiting at the window's start and end
 
 
 def run_configuration(api_workers: int, args: argparse.Namespace, images: Path) -> dict:
@@ -368,8 +367,7 @@ def step_result(samples: list[Sample], window: Window, sampler: Sampler) -> Step
         connections=max(r.connections for r in readings),
         active=max(r.active for r in readings),
         redis_per_second=(last.commands - first.commands) / span.seconds if span.seconds else 0.0,
-        queue_max=max(sum(r.queues.values()) for r in readings),
-        queue_end=sum(last.queues.values()),
+        queues={queue: (first.queues[queue], last.queues[queue]) for queue in last.queues},
     )
 
 
@@ -380,6 +378,11 @@ def pending_thumbnails(target: Stack) -> dict[str, int]:
 
 
 # -- the report ------------------------------------------------------------------------------------------
+
+
+def waiting(queues: dict[str, tuple[int, int]]) -> str:
+    shown = [f"{queue} {start} → {end}" for queue, (start, end) in queues.items() if start or end]
+    return ", ".join(shown) or "0"
 
 
 def report(configuration: dict, p99_ms: float) -> tuple[int, str]:
@@ -395,7 +398,7 @@ def report(configuration: dict, p99_ms: float) -> tuple[int, str]:
         "API p99",
         "errors",
         "upload→ready p50 / p99",
-        "queued max (end)",
+        "tasks waiting (start → end)",
         "PG conns (active)",
         "Redis cmd/s",
         "machine CPU",
@@ -412,7 +415,7 @@ def report(configuration: dict, p99_ms: float) -> tuple[int, str]:
         mark = "" if held(step.figures, p99_ms) else " ✗"
         mark += ", measured again:" if remeasured([s.figures for s in steps], index, p99_ms) else ""
         cells = [f"{step.figures.users}{mark}", f"{api.per_second:.0f}", f"{api.p50:.0f} ms",
-                 f"{api.p99:.0f} ms", str(api.errors), ttt, f"{step.queue_max} ({step.queue_end})",
+                 f"{api.p99:.0f} ms", str(api.errors), ttt, waiting(step.queues),
                  f"{step.connections} ({step.active})", f"{step.redis_per_second:.0f}",
                  f"{step.machine:.0f} %", f"{sum(step.cpu.values()):.0f} %",
                  *(f"{step.cpu[g]:.0f} %" for g in groups)]  # fmt: skip
@@ -432,7 +435,11 @@ def report(configuration: dict, p99_ms: float) -> tuple[int, str]:
         api = first_not_held.api
         assert api is not None
         reason = f"p99 {api.p99:.0f} ms" + (f", {api.errors} errors" if api.errors else "")
-        busy = bottleneck(step.cpu, configuration["capacity"], CORES, step.machine) or ["no one process"]
+        busy = bottleneck(step.cpu, configuration["capacity"], CORES, step.machine)
+        for queue, (start, end) in step.queues.items():
+            if end >= 20 and end > start + 10:
+                busy.append(f"the {queue} queue falls behind ({start} → {end} waiting)")
+        busy = busy or ["no one process"]
         where = (
             f"at {first_not_held.users}: {reason}, the stack's processes {sum(step.cpu.values()):.0f} % CPU"
         )

@@ -407,11 +407,10 @@ def report(configuration: dict, p99_ms: float) -> tuple[int, str]:
     ]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * (11 + len(groups)))
-    for step in steps:
+    for index, step in enumerate(steps):
         api, thumbnail = step.figures.api, step.figures.thumbnail
         assert api is not None
         ttt = f"{thumbnail.p50:.0f} / {thumbnail.p99:.0f} ms" if thumbnail else "—"
-        index = steps.index(step)
         mark = "" if held(step.figures, p99_ms) else " ✗"
         mark += ", measured again:" if remeasured([s.figures for s in steps], index, p99_ms) else ""
         cells = [f"{step.figures.users}{mark}", f"{api.per_second:.0f}", f"{api.p50:.0f} ms",
@@ -420,9 +419,10 @@ def report(configuration: dict, p99_ms: float) -> tuple[int, str]:
                  f"{step.machine:.0f} %", f"{sum(step.cpu.values()):.0f} %",
                  *(f"{step.cpu[g]:.0f} %" for g in groups)]  # fmt: skip
         print("| " + " | ".join(cells) + " |")
-    shown = [s for s in steps if s.figures.users in (users_held, first_not_held and first_not_held.users)]
-    for step in shown:
-        label = "last step held" if step.figures.users == users_held else "first step not held"
+    last_held = [s for s in steps if s.figures.users == users_held and held(s.figures, p99_ms)][-1:]
+    shown = [(s, "last step held") for s in last_held]
+    shown += [(s, "first step not held") for s in steps if s.figures is first_not_held]
+    for step, label in shown:
         print(f"\nper endpoint, {label} ({step.figures.users} users):\n")
         print("| endpoint | req/s | p50 | p99 | errors |\n|---|---|---|---|---|")
         for name, figures in step.figures.endpoints.items():

@@ -57,7 +57,7 @@ def upload_asset():
     with db().begin():
         plan = get_plan(db(), signed_in_user().tier)
     with receive_upload(plan.max_upload_bytes) as upload:
-        claim_idempotency(upload_digest(upload))  # a retry is answered here, before anything is stored
+        claim_idempotency(lambda: upload_digest(upload))  # a retry is answered here, before storing
         generation = parse_fields(upload.form)
         sniffed = vetted(upload, media_limits(services().settings))
         with db().begin():

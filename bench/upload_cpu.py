@@ -51,13 +51,15 @@ TICK = os.sysconf("SC_CLK_TCK")
 UNLIMITED = {"perMinute": None, "perHour": None, "perDay": None}
 
 
-def photo_jpeg(target_bytes: int = 4_000_000) -> bytes:
-    """A 12 MP photo-like JPEG (smooth colour, sensor grain) at the quality that lands nearest 4 MB."""
-    rng = np.random.default_rng(17)
+def photo_jpeg(target_bytes: int = 4_000_000, seed: int = 17) -> bytes:
+    """A 12 MP photo-like JPEG (smooth colour, sensor grain) at the quality nearest `target_bytes`."""
+    rng = np.random.default_rng(seed)
     height, width = 3000, 4000
     y, x = np.ogrid[0:height, 0:width]
     base = np.empty((height, width, 3), dtype=np.float32)
-    base[..., 0], base[..., 1], base[..., 2] = x * 255 / width, y * 255 / height, (x + y) * 128 / (width + height)
+    base[..., 0], base[..., 1] = x * 255 / width, y * 255 / height
+    base[..., 2] = (x + y) * 128 / (width + height)
+    base += rng.uniform(-40, 40, 3)
     pixels = np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
     image = Image.fromarray(pixels)
     made = []
@@ -70,7 +72,7 @@ def photo_jpeg(target_bytes: int = 4_000_000) -> bytes:
 
 def multipart(jpeg: bytes) -> bytes:
     head = (
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"photo.jpg\"\r\n"
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="photo.jpg"\r\n'
         "Content-Type: image/jpeg\r\n\r\n"
     ).encode()
     return head + jpeg + f"\r\n--{BOUNDARY}--\r\n".encode()
@@ -100,8 +102,14 @@ def _answers(port: int) -> bool:
 def api(source: Path, settings: Settings, log: Path) -> Iterator[int]:
     """A gunicorn API (one gthread worker) running the code in `source`; yields its port."""
     port = free_port()
-    overrides = json.dumps(settings.rate_limit_overrides)  # settings_env writes dicts as Python, not JSON
-    env = {**settings_env(settings), "RATE_LIMIT_OVERRIDES": overrides, "PYTHONPATH": str(source), "WEB_CONCURRENCY": "1", "WEB_THREADS": "4"}
+    env = {
+        **settings_env(settings),
+        # settings_env writes a dict as Python, not JSON
+        "RATE_LIMIT_OVERRIDES": json.dumps(settings.rate_limit_overrides),
+        "PYTHONPATH": str(source),
+        "WEB_CONCURRENCY": "1",
+        "WEB_THREADS": "4",
+    }
     command = [str(BIN / "gunicorn"), "-c", str(source / "gunicorn.conf.py"), "--chdir", str(source),
                "--bind", f"127.0.0.1:{port}", "web.wsgi:app_from_environment()"]  # fmt: skip
     with log.open("wb") as out:
@@ -183,7 +191,9 @@ def measure(ports: dict[str, int], settings: Settings, body: bytes, small: bytes
 
 
 def report(results: dict[str, dict[str, list[float]]], size: int, uploads: int, rounds: int) -> None:
-    print(f"\nAPI CPU per {size / 1e6:.1f} MB JPEG upload: {rounds} rounds of {uploads} uploads per contender")
+    print(
+        f"\nAPI CPU per {size / 1e6:.1f} MB JPEG upload, {rounds} rounds of {uploads} uploads per contender"
+    )
     print("| contender | CPU ms/upload (median of rounds) | min | max | wall ms/upload (median) |")
     print("|---|---|---|---|---|")
     for name, values in results.items():
@@ -257,7 +267,8 @@ def main() -> None:
     tiny = io.BytesIO()
     Image.new("RGB", (64, 64), (200, 120, 40)).save(tiny, "JPEG")
     small = multipart(tiny.getvalue())
-    with tempfile.TemporaryDirectory(prefix="bench-upload-cpu-") as tmp, bench_database() as url, ExitStack() as stack:
+    temp = tempfile.TemporaryDirectory(prefix="bench-upload-cpu-")
+    with temp as tmp, bench_database() as url, ExitStack() as stack:
         directory = Path(tmp)
         prefix = f"{Path(url).name}:"
         settings = Settings(

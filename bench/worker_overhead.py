@@ -5,21 +5,23 @@ The image task (`images.make_renditions`) runs as a prefork pool child runs it, 
 PostgreSQL database, Redis (a per-run key prefix) and local disk. Each contender is a fresh interpreter
 that loads the worker app of its tree (this one, or `--before`, default: where this branch left `main`,
 exported whole with `git archive`) and renders its own share of the same uploaded originals (4 MB 12 MP
-photo-like JPEGs, stored and recorded as the API does it); the contenders alternate round by round.
+photo-like JPEGs, stored and recorded as the API does it), one task each in turn.
 For every task it records CPU time (process, all threads) and wall time of the whole task and of the
 media function (`make_image_renditions`) alone; the overhead is the difference: the original's read,
 the claim and record transactions with their events, the renditions' puts, the orphan sweep and the
 task bookkeeping.
 
-    .venv/bin/python bench/worker_overhead.py [--before REVISION] [--assets 10] [--rounds 3]
+    .venv/bin/python bench/worker_overhead.py [--before REVISION] [--assets 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import io
 import json
 import os
+import pstats
 import statistics
 import subprocess
 import sys
@@ -30,13 +32,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# Tasks per contender not measured: the first connections, imports done lazily, caches filled.
+WARM_UP = 2
 
 
 # --- one contender, in a fresh interpreter -----------------------------------------------------------------
 
 
-def run_child(source: Path, asset_ids: list[str]) -> None:
-    """Render `asset_ids` through the tracer of the worker app in `source`; print the timings as JSON."""
+def run_child(source: Path) -> None:
+    """Render each asset id read from stdin with the worker app of `source`; one JSON line of timings each."""
     sys.path.insert(0, str(source))
     from celery.app.trace import build_tracer
 
@@ -58,13 +62,9 @@ def run_child(source: Path, asset_ids: list[str]) -> None:
     images.make_image_renditions = timed_make
     task = entry.app.tasks["images.make_renditions"]
     tracer = build_tracer(task.name, task, app=entry.app, hostname="bench@localhost")
-    rows = []
-    profiler = None
-    if os.environ.get("BENCH_PROFILE"):
-        import cProfile
-
-        profiler = cProfile.Profile(time.process_time)
-    for index, asset_id in enumerate(asset_ids):
+    profiler = cProfile.Profile(time.process_time) if os.environ.get("BENCH_PROFILE") else None
+    for index, line in enumerate(sys.stdin):
+        asset_id = line.strip()
         if profiler is not None and index == 2:
             profiler.enable()
         media.update(cpu=0.0, wall=0.0)
@@ -73,17 +73,15 @@ def run_child(source: Path, asset_ids: list[str]) -> None:
                    "delivery_info": {"routing_key": "images"}, "hostname": "bench@localhost"}  # fmt: skip
         cpu, wall = time.process_time(), time.perf_counter()
         retval, info, _, _ = tracer(task_id, [asset_id], {}, request)
-        rows.append({
+        row = {
             "cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall,
             "media_cpu": media["cpu"], "media_wall": media["wall"],
             "result": retval if info is None else f"{info.state}: {info.retval!r}",
-        })  # fmt: skip
+        }  # fmt: skip
+        print(json.dumps(row), flush=True)
     if profiler is not None:
-        import pstats
-
         profiler.disable()
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(60)
-    print(json.dumps(rows))
 
 
 # --- the parent: inputs, contenders, report -------------------------------------------------------------
@@ -119,20 +117,33 @@ def upload_assets(settings, count: int, originals: list[bytes]) -> list[str]:
     return ids
 
 
-def contender(source: Path, asset_ids: list[str], env: dict[str, str]) -> list[dict]:
-    output = subprocess.run(
-        [sys.executable, __file__, "--child", str(source), *asset_ids],
-        env={**env, "PYTHONPATH": str(source)}, cwd=source, capture_output=True, text=True,
-    )  # fmt: skip
-    if output.returncode:
-        raise RuntimeError(f"{source}: {output.stderr[-3000:]}")
-    if os.environ.get("BENCH_PROFILE"):
-        sys.stderr.write(output.stderr)
-    rows = json.loads(output.stdout.strip().splitlines()[-1])
-    bad = [row for row in rows if row["result"] != "ready"]
-    if bad:
-        raise RuntimeError(f"{source}: assets not ready: {bad[:2]}")
-    return rows
+class Contender:
+    """A fresh interpreter with the worker app of one tree, rendering one asset at a time on request."""
+
+    def __init__(self, source: Path, env: dict[str, str], log: Path) -> None:
+        self.source, self.log = source, log.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--child", str(source)], env={**env, "PYTHONPATH": str(source)},
+            cwd=source, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
+        )  # fmt: skip
+
+    def render(self, asset_id: str) -> dict:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(f"{asset_id}\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.source}: the contender died; see {self.log.name}")
+        row = json.loads(line)
+        if row["result"] != "ready":
+            raise RuntimeError(f"{self.source}: asset {asset_id} not ready: {row['result']}")
+        return row
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+        self.log.close()
 
 
 def report(results: dict[str, list[dict]]) -> None:
@@ -164,12 +175,11 @@ def _git(*args: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", help="git revision to compare against (default: merge-base with main)")
-    parser.add_argument("--assets", type=int, default=10, help="tasks per contender and round")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--assets", type=int, default=30, help="measured tasks per contender")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        run_child(Path(args.child[0]), args.child[1:])
+        run_child(Path(args.child))
         return
 
     import redis
@@ -195,12 +205,26 @@ def main() -> None:
             size = statistics.mean(map(len, originals)) / 1e6
             print(f"originals: {len(originals)} photo-like JPEGs of 12 MP, {size:.1f} MB on average")
             sources = {f"before ({revision[:7]})": export(revision, directory / "before"), "after": ROOT}
+            contenders = {
+                name: Contender(source, env, directory / f"{index}.log")
+                for index, (name, source) in enumerate(sources.items())
+            }
+            ids = upload_assets(settings, len(sources) * (args.assets + WARM_UP), originals)
             results: dict[str, list[dict]] = {name: [] for name in sources}
-            for round_ in range(args.rounds):
-                order = list(sources) if round_ % 2 == 0 else list(reversed(sources))
-                for name in order:
-                    ids = upload_assets(settings, args.assets, originals)
-                    results[name] += contender(sources[name], ids, env)
+            try:
+                # One task each in turn, the first of each pair alternating: a busy moment slows both alike.
+                for index in range(args.assets + WARM_UP):
+                    order = list(contenders) if index % 2 == 0 else list(reversed(contenders))
+                    for name in order:
+                        row = contenders[name].render(ids.pop())
+                        if index >= WARM_UP:
+                            results[name].append(row)
+            finally:
+                for running in contenders.values():
+                    running.close()
+                if os.environ.get("BENCH_PROFILE"):
+                    for index in range(len(sources)):
+                        print((directory / f"{index}.log").read_text(), file=sys.stderr)
             report(results)
         finally:
             client = redis.Redis.from_url(redis_url)

@@ -163,9 +163,9 @@ def _finish(session: Session, asset_id: uuid.UUID, status: Status, **values: Any
 
 def _changed(session: Session, statement: Update) -> Asset | None:
     """The row an UPDATE of one asset changed, as it now is (its event needs no second read), or None."""
-    return session.execute(
-        statement.returning(Asset), execution_options={"populate_existing": True}
-    ).scalar_one_or_none()
+    # The returned row refreshes the session's copy; the ORM's own synchronization would only redo that.
+    options = {"populate_existing": True, "synchronize_session": False}
+    return session.execute(statement.returning(Asset), execution_options=options).scalar_one_or_none()
 
 
 # -- imports ------------------------------------------------------------------------------------

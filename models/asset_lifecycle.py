@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, Update, func, select, update
+from sqlalchemy import ColumnElement, Update, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core import taskqueue
@@ -94,10 +94,10 @@ def create_import(
 
 
 def _insert(session: Session, **columns: Any) -> Asset:
-    asset = Asset(status=Status.PENDING, **columns)
-    session.add(asset)
-    session.flush()
-    events.asset_changed(session, asset.id)
+    # The row as inserted, server defaults and all, is what its event shows: no second read.
+    statement = insert(Asset).values(status=Status.PENDING, **columns).returning(Asset)
+    asset = session.execute(statement).scalar_one()
+    events.asset_now(session, asset)
     return asset
 
 

@@ -153,8 +153,9 @@ def worker_memory(source: Path, env: dict[str, str], asset_id: str, settings, lo
         worker = subprocess.Popen(command, env=env, cwd=source, stdout=out, stderr=subprocess.STDOUT)
         try:
             children = f"/proc/{worker.pid}/task/{worker.pid}/children"
-            child = int(wait_until(lambda: Path(children).read_text().split(), timeout=60)[0])  # type: ignore[index]
+            wait_until(lambda: Path(children).read_text().split(), timeout=60)
             time.sleep(3)  # settled: the child has run its start-up hooks
+            child = int(Path(children).read_text().split()[0])
             idle, main = process_memory(child), process_memory(worker.pid)
             taskqueue.send(taskqueue.make_client(settings), taskqueue.MAKE_IMAGE_RENDITIONS, asset_id)
             wait_until(

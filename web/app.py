@@ -76,10 +76,12 @@ def exact_origin_patterns(origins: tuple[str, ...]) -> list[re.Pattern[str]]:
 def serve_browsers(app: Flask, settings: Settings, *, allow_headers: list[str], methods: list[str]) -> None:
     """What every browser-facing app of the service shares: the client address and CORS for exact origins."""
     if settings.trusted_proxy_count:
-        # The address our outermost proxy saw becomes request.remote_addr, for rate limits and logs alike;
-        # X-Forwarded-For from anyone else is never read. (Flask documents wrapping wsgi_app for
-        # middleware; its type says method.)
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)  # type: ignore[method-assign]
+        # The address our outermost proxy saw becomes request.remote_addr, for rate limits and logs alike,
+        # and the scheme and host the client used make the absolute URLs we hand out (direct-upload part
+        # URLs, Location); X-Forwarded-* from anyone else is never read. (Flask documents wrapping
+        # wsgi_app for middleware; its type says method.)
+        hops = settings.trusted_proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     register_forwarded_for_warning(app, settings)
     CORS(
         app,

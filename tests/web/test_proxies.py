@@ -1,4 +1,4 @@
-"""Behind an untrusted proxy the API says so once, since every client would share the proxy's address."""
+"""Only trusted proxies' X-Forwarded-* headers count; behind an untrusted one the API says so once."""
 
 from __future__ import annotations
 
@@ -37,3 +37,23 @@ def test_forwarded_requests_through_trusted_proxies_are_not_warned_about(setting
     client.get("/livez", headers={"X-Forwarded-For": "203.0.113.7"})
 
     assert _warnings(caplog) == []
+
+
+def test_absolute_urls_carry_the_scheme_and_host_a_trusted_proxy_saw(settings, engine, sessions, auth_header):
+    behind_one = settings.model_copy(update={"trusted_proxy_count": 1})
+    client = create_app(behind_one, build_services(behind_one, engine, sessions)).test_client()
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example"}
+
+    response = client.post("/v1/uploads/sessions", headers={**auth_header("user_proxied"), **forwarded})
+
+    assert response.status_code == 201
+    assert response.get_json()["companionEndpoint"].startswith("https://api.example/v1/uploads/t/")
+
+
+def test_forwarded_scheme_and_host_from_an_untrusted_client_are_ignored(client, auth_header):
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+
+    response = client.post("/v1/uploads/sessions", headers={**auth_header("user_proxied"), **forwarded})
+
+    assert response.status_code == 201
+    assert response.get_json()["companionEndpoint"].startswith("http://localhost/v1/uploads/t/")

@@ -3,14 +3,15 @@
 Hosts (each its own network namespace, address 10.213.77.x/24 on a bridge in a fifth, switch namespace;
 nothing listens in the machine's own namespace and no other address is used):
   data  .1  PostgreSQL 15, Redis (rate limits), RabbitMQ (the broker), SeaweedFS (S3)
-  api   .2  `iskra migrate`, gunicorn (the API, on the host's loopback), the upload client
+  api   .2  `iskra migrate`, the API and the events app (gunicorn, on the host's loopback), the client
   img1  .3  an images worker (prefork, 2 processes)          <- every process SIGKILLed mid-run
   img2  .4  an images worker (prefork, 2 processes)
 Each host has its own data directory; workers share nothing but the data host's services.
 
 Run as root from the repository root: `.venv/bin/python bench/multihost.py [--uploads 200]`. It prints
-its progress and a summary, and exits 1 when an asset is not ready, a thumbnail is missing or a user's
-storage charge differs from the sum of their assets. Its last output is committed as
+its progress and a summary, and exits 1 when an asset is not ready, a thumbnail is missing, its owner's
+event stream (held on the API host's events app from before the first upload) did not hear it become
+ready, or a user's storage charge differs from the sum of their assets. Its last output is committed as
 bench/multihost-last-run.txt.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -30,7 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-PREFIX = "iskra-mh"
+# Namespace names carry the run's pid, so that two runs on one machine (two test suites) never meet.
+PREFIX = f"iskra-mh{os.getpid()}"
+LEFTOVER = re.compile(r"iskra-mh(\d+)-\w+")
 SUBNET = "10.213.77"
 HOSTS = {"data": 1, "api": 2, "img1": 3, "img2": 4}
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -87,17 +91,27 @@ def pids_in(host: str) -> list[str]:
     return subprocess.run(["ip", "netns", "pids", ns(host)], capture_output=True, text=True).stdout.split()
 
 
-def tear_down() -> None:
+def tear_down(prefix: str = PREFIX) -> None:
     """SIGKILL whatever still runs in the namespaces, then delete them."""
-    for host in [*HOSTS, "sw"]:
-        for pid in pids_in(host):
+    for name in [f"{prefix}-{host}" for host in [*HOSTS, "sw"]]:
+        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout.split()
+        for pid in pids:
             with suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
-        subprocess.run(["ip", "netns", "del", ns(host)], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
-def wait_for_port(host: str, port: int, timeout: float = 60) -> None:
-    probe = f"import socket; socket.create_connection(('{address(host)}', {port}), timeout=1).close()"
+def tear_down_leftovers() -> None:
+    """The namespaces of earlier runs whose process is gone (interrupted): another live run's stay."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for pid in {int(match.group(1)) for match in LEFTOVER.finditer(listed)}:
+        if not Path(f"/proc/{pid}").exists():
+            tear_down(f"iskra-mh{pid}")
+
+
+def wait_for_port(host: str, port: int, timeout: float = 60, loopback: bool = False) -> None:
+    where = "127.0.0.1" if loopback else address(host)
+    probe = f"import socket; socket.create_connection(('{where}', {port}), timeout=1).close()"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if subprocess.run(in_ns(host, [sys.executable, "-c", probe]), capture_output=True).returncode == 0:
@@ -118,15 +132,17 @@ def start_data_host(stack: ExitStack, work: Path) -> None:
     pg = work / "data" / "pg"
     pg.mkdir(parents=True)
     shutil.chown(pg, "postgres", "postgres")
-    sh("runuser", "-u", "postgres", "--", str(PG_BIN / "initdb"), "-D", str(pg), "-U", "postgres",
-       "--auth=trust", "-E", "UTF8")  # fmt: skip
+    subprocess.run(["runuser", "-u", "postgres", "--", str(PG_BIN / "initdb"), "-D", str(pg), "-U",
+                    "postgres", "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)  # fmt: skip
     with (pg / "pg_hba.conf").open("a") as hba:
         hba.write(f"host all all {SUBNET}.0/24 trust\n")
     listen = f"listen_addresses={address('data')}"
     start(stack, "data", [str(PG_BIN / "postgres"), "-D", str(pg), "-c", listen, "-c", "max_connections=200",
           "-k", str(pg)], work / "postgres.log", user="postgres")  # fmt: skip
+    # Protected mode (on when no password is set) refuses every client but loopback: the other hosts' are
+    # not, and only this namespace's bridge reaches the address it binds.
     start(stack, "data", ["/usr/bin/redis-server", "--bind", address("data"), "--port", "6379", "--save", "",
-          "--appendonly", "no"], work / "redis.log")  # fmt: skip
+          "--appendonly", "no", "--protected-mode", "no"], work / "redis.log")  # fmt: skip
 
     rabbit = work / "data" / "rabbitmq"
     rabbit.mkdir()
@@ -210,7 +226,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="iskra-mh-"))
     os.chmod(work, 0o755)
     started = time.monotonic()
-    tear_down()  # leftovers of an interrupted run
+    tear_down_leftovers()
     try:
         with ExitStack() as stack:
             build_network()
@@ -220,11 +236,17 @@ def main() -> int:
             subprocess.run(in_ns("api", [str(BIN / "iskra"), "migrate"]), env=api_env, cwd=ROOT, check=True)
             start(stack, "api", [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", "127.0.0.1:8000",
                   "web.wsgi:app_from_environment()"], work / "api.log", api_env)  # fmt: skip
+            start(stack, "api", [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", "127.0.0.1:8001",
+                  "--workers", "1", "--worker-class", "gthread", "--threads", "100", "--worker-connections",
+                  "100", "web.events.wsgi:app_from_environment()"], work / "events.log",
+                  {**api_env, "PROMETHEUS_MULTIPROC_DIR": str(work / "api" / "events-metrics")})  # fmt: skip
             for host in ("img1", "img2"):
                 start(stack, host, [str(BIN / "celery"), "-A", "workers.app", "worker", "-Q", "images",
                       "-c", "2", "-n", f"images@{host}", "--without-gossip", "--without-mingle"],
                       work / f"{host}.log", app_env(host, work))  # fmt: skip
-            say(started, "api and two image-worker hosts up")
+            for port in (8000, 8001):
+                wait_for_port("api", port, loopback=True)
+            say(started, "api (with events) and two image-worker hosts up")
 
             client_command = [
                 sys.executable,

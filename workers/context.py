@@ -24,6 +24,13 @@ class WorkerContext:
     storage: Storage | Any
 
     @cached_property
+    def redis(self) -> Any:
+        """A client of the service's Redis (the project-render schedule), made on first use."""
+        import redis
+
+        return redis.Redis.from_url(self.settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+
+    @cached_property
     def celery(self) -> Celery:
         """A client for the follow-up tasks a task sends (made on first use)."""
         return taskqueue.make_client(self.settings)

@@ -6,6 +6,7 @@ import io
 import uuid
 from typing import Any
 
+import structlog
 from PIL import Image, UnidentifiedImageError
 
 from core import taskqueue
@@ -13,6 +14,7 @@ from models.errors import ObjectMissing
 from models.project_thumbnails import Snapshot, record_thumbnail, render_snapshot
 from models.projects import asset_uuid
 from models.storage.keys import project_thumbnail_key
+from models.thumbnail_schedule import release
 from workers.context import current
 from workers.media.canvas_render import Placed, parse_colour, render
 from workers.policy import task
@@ -22,12 +24,22 @@ VISUAL_TYPES = ("image", "video")
 # Asset thumbnails and posters are at most 400 px on a side; anything far larger in storage is not one,
 # and is drawn as a placeholder rather than decoded.
 MAX_SOURCE_PIXELS = (2 * THUMBNAIL_SIZE) ** 2
+log = structlog.get_logger(__name__)
 
 
 @task(taskqueue.RENDER_PROJECT_THUMBNAIL, soft_time_limit=60, time_limit=90)
-def render_project_thumbnail(project_id: str) -> None:
-    """Render the project's current canvas unless its thumbnail is already of the current revision."""
+def render_project_thumbnail(project_id: str, user_id: str | None = None) -> None:
+    """Render the project's current canvas unless its thumbnail is already of the current revision.
+
+    `user_id` (the owner, sent by the save that scheduled this render) releases the schedule's hold
+    before the canvas is read, so a save landing after that read schedules the render that draws it.
+    """
     context, pid = current(), uuid.UUID(project_id)
+    if user_id is not None:
+        try:
+            release(context.redis, context.settings.redis_key_prefix, user_id, pid)
+        except Exception as error:  # Redis is down: the hold lapses on its own (HOLD_SECONDS)
+            log.warning("project_render_hold_not_released", project_id=project_id, error=repr(error))
     with context.sessions.begin() as session:
         snapshot = render_snapshot(session, pid)
     if snapshot is None:

@@ -8,7 +8,7 @@ from itertools import pairwise
 import pytest
 
 from core.taskqueue import MAX_COUNTDOWN_SECONDS
-from models.thumbnail_schedule import render_delay
+from models.thumbnail_schedule import HOLD_SECONDS, release, render_delay
 
 T0 = 1_900_000_000_000  # a fixed moment in milliseconds, so time moves under the test's control
 DEBOUNCE, INTERVAL = 5.0, 2.0
@@ -35,17 +35,33 @@ def test_a_lone_project_renders_one_debounce_after_its_first_save(schedule, user
     assert schedule(user, project, T0) == DEBOUNCE
 
 
-def test_saves_before_the_scheduled_render_is_due_schedule_nothing_and_the_next_one_after_does(
-    schedule, user
+def test_saves_until_the_scheduled_render_starts_schedule_nothing_and_the_next_one_after_does(
+    schedule, settings, redis_client, user
 ):
     project = uuid.uuid4()
     schedule(user, project, T0)
 
-    during = [schedule(user, project, T0 + ms) for ms in range(500, 5000, 500)]
-    after = schedule(user, project, T0 + 5000)
+    before_due = [schedule(user, project, T0 + ms) for ms in range(500, 5000, 500)]
+    # Due, but waiting in a busy queue: it will still draw these saves.
+    queued = [schedule(user, project, T0 + ms) for ms in range(5000, 65_000, 5000)]
+    release(redis_client, settings.redis_key_prefix, user, project)  # the render starts
+    after_start = schedule(user, project, T0 + 65_000)
 
-    assert during == [None] * 9
-    assert after == DEBOUNCE
+    assert before_due == [None] * 9
+    assert queued == [None] * 12
+    assert after_start == DEBOUNCE
+
+
+def test_a_render_never_started_is_presumed_lost_after_the_hold_and_the_next_save_schedules_another(
+    schedule, user
+):
+    project = uuid.uuid4()
+    schedule(user, project, T0)
+    due = T0 + round(DEBOUNCE * 1000)
+    hold = round(HOLD_SECONDS * 1000)
+
+    assert schedule(user, project, due + hold - 1) is None
+    assert schedule(user, project, due + hold) == DEBOUNCE
 
 
 def test_a_users_hundred_autosaving_projects_get_renders_one_interval_apart(schedule, user):
@@ -57,16 +73,19 @@ def test_a_users_hundred_autosaving_projects_get_renders_one_interval_apart(sche
 
 
 def test_a_user_autosaving_a_hundred_projects_for_ten_minutes_is_bounded_and_renders_every_project(
-    schedule, user
+    schedule, settings, redis_client, user
 ):
     projects = [uuid.uuid4() for _ in range(100)]
     due: dict[uuid.UUID, list[int]] = {project: [] for project in projects}
     minutes = 10
 
-    # Every project saved every 5 s, the saves spread over the 5 s, as a hundred open tabs would.
+    # Every project saved every 5 s, the saves spread over the 5 s, as a hundred open tabs would; each
+    # render starts when it is due (an idle worker).
     for tick in range(0, minutes * 60_000, 5_000):
         for n, project in enumerate(projects):
             now = T0 + tick + n * 50
+            if due[project] and due[project][-1] <= now:
+                release(redis_client, settings.redis_key_prefix, user, project)
             delay = schedule(user, project, now)
             if delay is not None:
                 due[project].append(now + round(delay * 1000))

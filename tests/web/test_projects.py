@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 
 from core.taskqueue import RENDER_PROJECT_THUMBNAIL
 from models.tables import Asset, PendingDeletion, Project
-from models.thumbnail_schedule import project_key
+from models.thumbnail_schedule import HOLD_SECONDS, project_key
 from models.users import ensure_user
 from tests.queues import take
 
@@ -486,17 +486,18 @@ def test_five_quick_saves_enqueue_exactly_one_delayed_render(client, owner, redi
     assert headers_["task"] == RENDER_PROJECT_THUMBNAIL
     assert headers_["eta"] is not None
     args, _kwargs, _embed = json.loads(base64.b64decode(json.loads(messages[0])["body"]))
-    assert args == [project_id]
+    assert args == [project_id, user_id]
     ttl = redis_client.pttl(project_key(settings.redis_key_prefix, user_id, uuid.UUID(project_id)))
     due_in = (datetime.fromisoformat(headers_["eta"]) - datetime.now(UTC)).total_seconds() * 1000
-    assert ttl > 0 and abs(ttl - due_in) < 1000  # the key lives until the render is due
+    # The key lives until the render starts, or its hold after the due time lapses.
+    assert ttl > 0 and abs(ttl - due_in - HOLD_SECONDS * 1000) < 1000
 
 
 def test_a_save_after_the_debounce_window_schedules_the_next_render(client, owner, redis_client, settings):
     headers, user_id, project_id = owner
     put_state(client, headers, project_id, canvas(element("early")))
     first = take(redis_client, settings, "renders", RENDER_PROJECT_THUMBNAIL, project_id)
-    # The window has passed.
+    # The render has started (it releases the hold).
     redis_client.delete(project_key(settings.redis_key_prefix, user_id, uuid.UUID(project_id)))
 
     put_state(client, headers, project_id, canvas(element("late")))

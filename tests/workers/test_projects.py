@@ -18,6 +18,7 @@ from models.renditions import rendition_columns
 from models.storage import make_storage
 from models.storage.keys import project_thumbnail_key, rendition_key
 from models.tables import Asset, PendingDeletion, Project
+from models.thumbnail_schedule import render_delay
 from models.users import ensure_user
 from tests.processes import running, settings_env, wait_until, worker_command
 from tests.queues import take
@@ -170,6 +171,20 @@ def test_a_thumbnail_already_of_the_current_revision_is_not_rendered_again(worke
 
     assert project_row(session, project_id).thumbnail_key is None
     assert list(worker_context.storage.iter_objects(f"projects/{project_id}/")) == []
+
+
+def test_a_starting_render_releases_the_schedules_hold_before_it_reads_the_canvas(
+    worker_context, session, settings, redis_client
+):
+    project_id = add_project(session, [element("a", 0)], revision=4, thumbnail_revision=4)
+    pid = uuid.UUID(project_id)
+    schedule = ("user_canvas", pid, 5.0, 2.0)
+    assert render_delay(redis_client, settings.redis_key_prefix, *schedule) == 5.0
+    assert render_delay(redis_client, settings.redis_key_prefix, *schedule) is None  # held
+
+    render_project_thumbnail(project_id, "user_canvas")
+
+    assert render_delay(redis_client, settings.redis_key_prefix, *schedule) is not None  # saves schedule
 
 
 def test_a_newer_render_replaces_the_old_thumbnail_and_outboxes_its_object(worker_context, session):

@@ -193,14 +193,14 @@ def _expected_revisions() -> list[int] | None:
 
 def _schedule_thumbnail(project_id: str) -> None:
     """Enqueue the render this save needs, if none scheduled will draw it; never fails the committed save."""
-    settings, pid = services().settings, projects.parse_id(project_id)
+    settings, pid, user_id = services().settings, projects.parse_id(project_id), current_identity().user_id
     try:
         delay = thumbnail_schedule.render_delay(
-            services().redis, settings.redis_key_prefix, current_identity().user_id, pid,
+            services().redis, settings.redis_key_prefix, user_id, pid,
             settings.project_thumbnail_debounce_seconds, settings.project_thumbnail_user_interval_seconds,
         )  # fmt: skip
         if delay is not None:
-            enqueue(RENDER_PROJECT_THUMBNAIL, str(pid), countdown=delay)
+            enqueue(RENDER_PROJECT_THUMBNAIL, str(pid), user_id, countdown=delay)
     except Exception as error:  # Redis or the broker is down; the next save schedules it again.
         log.warning("project_thumbnail_not_scheduled", project_id=project_id, error=repr(error))
 

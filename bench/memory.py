@@ -7,12 +7,19 @@ into a temporary folder), so both columns come from one run on the same inputs. 
 a temporary directory: a 10000x10000 16-bit greyscale PNG, a 10000x10000 (100 MP) RGBA PNG, a 100 MP
 JPEG, and a 12 MP RGBA PNG.
 
-    .venv/bin/python bench/memory.py [--before REVISION] [--ceiling-mb 512]
+With `--worker`, the same before/after pair is measured in a real prefork worker instead
+(`celery -A workers.app worker -Q images -c 1`, on a temporary database, Redis and local disk): the
+worker's main process and its pool child after start-up (VmRSS; the child's PSS and its private pages,
+which are what a second child adds), the same in a fresh interpreter that only imports the worker app
+and its tasks, and the child's peak (VmHWM) once it has rendered a 100 MP JPEG.
+
+    .venv/bin/python bench/memory.py [--before REVISION] [--ceiling-mb 512] [--worker]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -20,6 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 
 # --- inputs --------------------------------------------------------------------------------------------
@@ -90,6 +98,132 @@ def export(revision: str, directory: Path) -> Path:
     return directory
 
 
+# --- a real worker ------------------------------------------------------------------------------------------
+
+
+def _mib(path: str, field: str) -> float:
+    text = Path(path).read_text()
+    return int(text.split(f"{field}:")[1].split()[0]) / 1024
+
+
+def process_memory(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM, and from smaps_rollup PSS and the private (unshared) resident pages, in MiB."""
+    rollup = f"/proc/{pid}/smaps_rollup"
+    return {
+        "rss": _mib(f"/proc/{pid}/status", "VmRSS"),
+        "hwm": _mib(f"/proc/{pid}/status", "VmHWM"),
+        "pss": _mib(rollup, "Pss"),
+        "private": _mib(rollup, "Private_Clean") + _mib(rollup, "Private_Dirty"),
+    }
+
+
+def imports_child(source: Path) -> None:
+    """Print VmRSS after importing the worker app of `source` and its tasks (a fresh interpreter)."""
+    sys.path.insert(0, str(source))
+    import workers.app as entry
+
+    entry.app.loader.import_default_modules()
+    print(_vm("VmRSS"))
+
+
+def worker_memory(source: Path, env: dict[str, str], asset_id: str, settings, log: Path) -> dict[str, float]:
+    """Memory of a real images worker running the code in `source`, idle and after rendering `asset_id`."""
+    from core import taskqueue
+    from tests.processes import BIN, wait_until
+    from tests.workers.rendition_support import asset
+
+    env = {**env, "PYTHONPATH": str(source)}
+    imported = subprocess.run(
+        [sys.executable, __file__, "--imports", str(source)],
+        env=env,
+        cwd=source,
+        capture_output=True,
+        text=True,
+    )
+    if imported.returncode:
+        raise RuntimeError(imported.stderr[-2000:])
+    name = f"bench-{time.monotonic_ns()}@%h"
+    command = [str(BIN / "celery"), "-A", "workers.app", "worker", "-Q", "images", "-c", "1", "-E",
+               "--without-mingle", "--without-gossip", "-l", "warning", "-n", name]  # fmt: skip
+    from models.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings)
+    sessions = make_sessionmaker(engine)
+    with log.open("wb") as out:
+        worker = subprocess.Popen(command, env=env, cwd=source, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            children = f"/proc/{worker.pid}/task/{worker.pid}/children"
+            wait_until(lambda: Path(children).read_text().split(), timeout=60)
+            time.sleep(3)  # settled: the child has run its start-up hooks
+            child = int(Path(children).read_text().split()[0])
+            idle, main = process_memory(child), process_memory(worker.pid)
+            taskqueue.send(taskqueue.make_client(settings), taskqueue.MAKE_IMAGE_RENDITIONS, asset_id)
+            wait_until(
+                lambda: asset(sessions, asset_id).status in ("ready", "failed"), timeout=300, interval=0.1
+            )
+            if asset(sessions, asset_id).status != "ready":
+                raise RuntimeError(f"the 100 MP JPEG failed in {source}: {asset(sessions, asset_id).error}")
+            busy = process_memory(child)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=60)
+            engine.dispose()
+    return {
+        "imports only (fresh interpreter) VmRSS": float(imported.stdout.split()[-1]),
+        "main process VmRSS": main["rss"],
+        "pool child VmRSS after start": idle["rss"],
+        "pool child PSS after start": idle["pss"],
+        "pool child private after start": idle["private"],
+        "pool child peak (VmHWM), 100 MP JPEG": busy["hwm"],
+        "pool child private after the task": busy["private"],
+    }
+
+
+def measure_workers(revision: str, directory: Path) -> None:
+    import redis
+
+    from bench.upload_cpu import bench_database
+    from bench.worker_overhead import upload_assets
+    from core.settings import Settings
+    from tests.processes import settings_env
+
+    jpeg = directory / "rgb100.jpg"
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.ogrid[0:10_000, 0:10_000]
+    rgb = np.empty((10_000, 10_000, 3), dtype=np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = x % 256, y % 256, (x + y) % 256
+    _save(Image.fromarray(rgb, "RGB"), jpeg)
+    del rgb
+    before = export(revision, directory / "before")
+    with bench_database() as url:
+        prefix = f"{Path(url).name}:"
+        redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+        settings = Settings(
+            _env_file=None, environment="development", database_url=url, redis_url=redis_url,
+            redis_key_prefix=prefix, ISKRA_DATA_DIR=directory / "data", storage_backend="local",
+            signing_secret="bench-signing-secret-long-enough-for-hmac", log_format="json",
+        )  # fmt: skip
+        env = settings_env(settings)
+        try:
+            columns = {}
+            for name, source in ((f"before ({revision[:7]})", before), ("after", ROOT)):
+                [asset_id] = upload_assets(settings, 1, [jpeg.read_bytes()])
+                columns[name] = worker_memory(source, env, asset_id, settings, directory / f"{name[:6]}.log")
+        finally:
+            client = redis.Redis.from_url(redis_url)
+            keys = list(client.scan_iter(f"{prefix}*"))
+            if keys:
+                client.delete(*keys)
+    names = list(columns)
+    print("\nA real images worker (-c 1), MiB:\n")
+    print(f"| | {' | '.join(names)} |")
+    print("|---|" + "---|" * len(names))
+    for row in columns[names[0]]:
+        print(f"| {row} | {' | '.join(f'{columns[name][row]:.0f}' for name in names)} |")
+
+
 def _git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
@@ -98,12 +232,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", help="git revision to compare against (default: merge-base with main)")
     parser.add_argument("--ceiling-mb", type=float, default=512.0)
+    parser.add_argument("--worker", action="store_true", help="measure a real prefork worker instead")
     parser.add_argument("--peak", nargs=2, metavar=("SOURCE", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--imports", metavar="SOURCE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peak:
         peak_child(Path(args.peak[0]), Path(args.peak[1]))
         return
+    if args.imports:
+        imports_child(Path(args.imports))
+        return
     started = time.perf_counter()
+    if args.worker:
+        with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+            measure_workers(args.before or _git("merge-base", "HEAD", "main"), Path(tmp))
+        print(f"\ntotal {time.perf_counter() - started:.0f} s")
+        return
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         directory = Path(tmp)
         inputs = make_inputs(directory)

@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, Update, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core import taskqueue
@@ -94,10 +94,10 @@ def create_import(
 
 
 def _insert(session: Session, **columns: Any) -> Asset:
-    asset = Asset(status=Status.PENDING, **columns)
-    session.add(asset)
-    session.flush()
-    events.asset_changed(session, asset.id)
+    # The row as inserted, server defaults and all, is what its event shows: no second read.
+    statement = insert(Asset).values(status=Status.PENDING, **columns).returning(Asset)
+    asset = session.execute(statement).scalar_one()
+    events.asset_now(session, asset)
     return asset
 
 
@@ -121,18 +121,18 @@ def claim_for_rendering(session: Session, asset_id: str, max_attempts: int) -> C
 
     `processing` is claimable too: that is a run after a crash or a retry.
     """
-    row = session.execute(
+    row = _changed(
+        session,
         update(Asset)
         .where(Asset.id == _id(asset_id), Asset.status.in_(UNFINISHED), _has_original())
-        .values(status=Status.PROCESSING, attempts=Asset.attempts + 1, updated_at=func.now())
-        .returning(Asset.id, Asset.type, Asset.storage_key, Asset.mime_type, Asset.size_bytes, Asset.attempts)
-    ).one_or_none()
+        .values(status=Status.PROCESSING, attempts=Asset.attempts + 1, updated_at=func.now()),
+    )
     if row is None:
         return None
     if row.attempts > max_attempts:
         _out_of_attempts(session, row.id, row.attempts)
         return None
-    events.asset_changed(session, row.id)
+    events.asset_now(session, row)
     return Claim(row.id, row.type, row.storage_key, row.mime_type, row.size_bytes, row.attempts)
 
 
@@ -150,15 +150,22 @@ def record_failure(session: Session, asset_id: uuid.UUID, code: str) -> bool:
 
 
 def _finish(session: Session, asset_id: uuid.UUID, status: Status, **values: Any) -> bool:
-    finished = session.execute(
+    finished = _changed(
+        session,
         update(Asset)
         .where(Asset.id == asset_id, Asset.status == Status.PROCESSING)
-        .values(status=status, updated_at=func.now(), **values)
-        .returning(Asset.id)
-    ).one_or_none()
+        .values(status=status, updated_at=func.now(), **values),
+    )
     if finished is not None:
-        events.asset_changed(session, asset_id)
+        events.asset_now(session, finished)
     return finished is not None
+
+
+def _changed(session: Session, statement: Update) -> Asset | None:
+    """The row an UPDATE of one asset changed, as it now is (its event needs no second read), or None."""
+    # The returned row refreshes the session's copy; the ORM's own synchronization would only redo that.
+    options = {"populate_existing": True, "synchronize_session": False}
+    return session.execute(statement.returning(Asset), execution_options=options).scalar_one_or_none()
 
 
 # -- imports ------------------------------------------------------------------------------------

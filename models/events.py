@@ -42,8 +42,12 @@ def asset_changed(session: Session, asset_id: uuid.UUID | str) -> None:
     asset = session.execute(
         select(Asset).where(Asset.id == _uuid(asset_id)).execution_options(populate_existing=True)
     ).scalar_one_or_none()
-    if asset is None:
-        return
+    if asset is not None:
+        asset_now(session, asset)
+
+
+def asset_now(session: Session, asset: Asset) -> None:
+    """An `asset` event for a row just read or returned by the statement that changed it (no re-read)."""
     payload = _payload(asset.user_id, EventType.ASSET, present_asset(asset))
     if len(payload.encode()) > MAX_PAYLOAD_BYTES:
         # Long generation metadata: the relay reads the row once this transaction is visible.

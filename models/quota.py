@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -37,21 +39,40 @@ def _usage(session: Session, user_id: str) -> tuple[int, int]:
     return used, quota
 
 
+@dataclass(frozen=True)
+class Room:
+    """A user's storage as read at one moment: enough to refuse early what clearly cannot fit."""
+
+    used_bytes: int
+    quota_bytes: int
+
+    def check(self, size: int) -> None:
+        """Refuse `size` more bytes if they do not fit (the reservation decides for real, under the lock)."""
+        if self.used_bytes + size > self.quota_bytes:
+            raise self.refusal(size)
+
+    def refusal(self, size: int) -> QuotaExceeded:
+        return QuotaExceeded(
+            f"Storing {size} more bytes would exceed the plan's {self.quota_bytes} bytes "
+            f"({self.used_bytes} used).",
+            usedBytes=self.used_bytes,
+            quotaBytes=self.quota_bytes,
+            requestedBytes=size,
+        )
+
+
+def room_of(user: User, plan: Plan) -> Room:
+    """The room `user` has on `plan`, as of their row in this session (no query)."""
+    return Room(used_bytes=user.storage_used_bytes, quota_bytes=plan.storage_quota_bytes)
+
+
 def _refusal(session: Session, user_id: str, size: int) -> QuotaExceeded:
-    used, quota = _usage(session, user_id)
-    return QuotaExceeded(
-        f"Storing {size} more bytes would exceed the plan's {quota} bytes ({used} used).",
-        usedBytes=used,
-        quotaBytes=quota,
-        requestedBytes=size,
-    )
+    return Room(*_usage(session, user_id)).refusal(size)
 
 
 def check_room(session: Session, user_id: str, size: int) -> None:
     """Refuse early, without locking, when `size` clearly cannot fit (the reservation decides for real)."""
-    used, quota = _usage(session, user_id)
-    if used + size > quota:
-        raise _refusal(session, user_id, size)
+    Room(*_usage(session, user_id)).check(size)
 
 
 def check_not_full(session: Session, user_id: str) -> None:

@@ -60,7 +60,7 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Response]:
         g.idempotency = pending = _Pending(key)
         try:
             if request.mimetype != "multipart/form-data":
-                claim_idempotency(hashlib.sha256(request.get_data(cache=True)).hexdigest())
+                claim_idempotency(lambda: hashlib.sha256(request.get_data(cache=True)).hexdigest())
             response = current_app.make_response(view(*args, **kwargs))
         except _Replay as replay:
             return _replayed(replay.kept)
@@ -78,8 +78,12 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Response]:
     return guarded
 
 
-def claim_idempotency(body_digest: str) -> None:
-    """In an `@idempotent` view: run for this request's key, or answer a retry (no-op without a key)."""
+def claim_idempotency(body_digest: Callable[[], str]) -> None:
+    """In an `@idempotent` view: run for this request's key, or answer a retry (no-op without a key).
+
+    `body_digest` is called only when there is a key to claim: most requests carry none, and hashing a
+    whole upload for nothing costs ~3 ms of CPU per 4 MB.
+    """
     pending: _Pending | None = g.get("idempotency")
     if pending is None or pending.claim is not None:
         return
@@ -87,7 +91,7 @@ def claim_idempotency(body_digest: str) -> None:
     # A route reachable under several paths (a direct upload's ticket endpoint and its Bearer twin) names
     # the one path they share, so a retry through either is the same request.
     path = g.get("idempotency_path") or request.path
-    fingerprint = hashlib.sha256(f"{request.method} {path}?{query}\n{body_digest}".encode()).hexdigest()
+    fingerprint = hashlib.sha256(f"{request.method} {path}?{query}\n{body_digest()}".encode()).hexdigest()
     outcome = services().idempotency_keys.claim(current_identity().user_id, pending.key, fingerprint)
     if isinstance(outcome, KeptResponse):
         raise _Replay(outcome)

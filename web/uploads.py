@@ -8,6 +8,7 @@ refuses the moment the plan's per-file limit is passed. Nothing is stored until 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ FORM_OVERHEAD_BYTES = 128 * 1024
 # parts included, so it must stay well above the read size; the schemas bound the fields' content.
 FIELD_BYTES = 512 * 1024
 MAX_PARTS = 8
+READ_AHEAD_BYTES = 1024 * 1024
 DIGEST_READ_BYTES = 1024 * 1024
 # What Uppy sends of every file by default (its meta: the name and type the browser reported, and the path
 # in a dropped folder). Nothing is taken from them: the type is sniffed and keys are made by the server.
@@ -99,12 +101,19 @@ def _parse(budget: _Budget, max_file_bytes: int) -> ReceivedUpload:
     parser = FormDataParser(
         stream_factory=budget.spool, max_form_memory_size=FIELD_BYTES, max_form_parts=MAX_PARTS
     )
+    # Werkzeug reads 64 KiB at a time, and each read from gunicorn's body copies what it holds read
+    # ahead (up to 1 MiB) twice over; a buffer of that size between them makes it one copy per MiB.
+    stream = request.stream
+    body = io.BufferedReader(stream, READ_AHEAD_BYTES) if isinstance(stream, io.RawIOBase) else None
     try:
-        _, form, files = parser.parse(request.stream, request.mimetype, declared, request.mimetype_params)
+        _, form, files = parser.parse(body or stream, request.mimetype, declared, request.mimetype_params)
     except RequestEntityTooLarge:
         raise PayloadTooLarge("The request body or one of its fields is too large.") from None
     except ValueError:
         raise BadRequest("The multipart body is malformed.") from None
+    finally:
+        if body is not None:
+            body.detach()  # the request's stream is werkzeug's to close
     if list(files) != ["file"] or len(files.getlist("file")) != 1:
         raise BadRequest("Send exactly one file, in the part named `file`.")
     # The stream is one of our binary spools; werkzeug types it as the wider IO[bytes].

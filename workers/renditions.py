@@ -128,7 +128,10 @@ def _store_and_record(context: WorkerContext, claim: Claim, renditions: Renditio
             _delete_quietly(context, list(stored.values()))
     if not won:
         return None
-    _sweep_orphans(context, claim.asset_id, keep=set(stored.values()))
+    if claim.attempt > 1:
+        # Only an earlier attempt can have left renditions behind. (One that died before an operator's
+        # reset restarted the count leaves them to maintenance's abandoned-object sweep.)
+        _sweep_orphans(context, claim.asset_id, keep=set(stored.values()))
     return Status.READY
 
 

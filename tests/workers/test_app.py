@@ -124,3 +124,23 @@ def test_every_task_has_a_soft_limit_below_its_hard_limit_and_the_broker_outwait
         assert soft and hard and 0 < soft < hard <= taskqueue.LONGEST_TASK_SECONDS, name
     # A task still inside its hard limit is never redelivered to a second worker.
     assert conf.broker_transport_options["visibility_timeout"] > max(hard for _, hard in limits.values())
+
+
+# What a worker holds before its first task (bench/memory.py --worker measures it): 101 MiB in a fresh
+# interpreter with the dev extra installed. Pillow's HEIF plugin, boto3 with local storage and the imports'
+# HTTP client are loaded only by the tasks that use them.
+IMPORTS_CEILING_MIB = 120
+
+
+def test_the_worker_app_and_its_tasks_load_within_a_memory_ceiling_and_leave_optional_libraries_alone(
+    settings,
+):
+    assert settings.storage_backend == "local"
+    resident_kib, loaded = worker_app_facts(
+        settings,
+        "[int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]),"
+        " [m for m in ('pillow_heif', 'boto3', 'botocore', 'requests') if m in __import__('sys').modules]]",
+    )
+
+    assert resident_kib < IMPORTS_CEILING_MIB * 1024
+    assert loaded == []

@@ -15,7 +15,7 @@ from models.asset_lifecycle import create_import, create_upload, next_task
 from models.assets import Page, delete_asset, extension_for, get_owned_asset, get_owned_assets, list_assets
 from models.plans import get_plan
 from models.presenters import present_asset
-from models.quota import check_not_full, check_room
+from models.quota import check_not_full, room_of
 from models.reservations import settle
 from models.storage.keys import original_key
 from models.storage.staging import put_then_record
@@ -55,13 +55,14 @@ def upload_asset():
     """
     user_id, storage = current_identity().user_id, services().storage
     with db().begin():
-        plan = get_plan(db(), signed_in_user().tier)
+        user = signed_in_user()
+        plan = get_plan(db(), user.tier)
+        room = room_of(user, plan)
     with receive_upload(plan.max_upload_bytes) as upload:
-        claim_idempotency(upload_digest(upload))  # a retry is answered here, before anything is stored
+        claim_idempotency(lambda: upload_digest(upload))  # a retry is answered here, before storing
         generation = parse_fields(upload.form)
         sniffed = vetted(upload, media_limits(services().settings))
-        with db().begin():
-            check_room(db(), user_id, upload.size)  # refuse early what clearly cannot fit, before storing
+        room.check(upload.size)  # refuse early what clearly cannot fit (usage as read before the body)
         asset_id = uuid.uuid4()
         key = original_key(user_id, asset_id, extension_for(sniffed.mime_type))
         with put_then_record(storage, key, upload.file, content_type=sniffed.mime_type) as staged:

@@ -29,6 +29,10 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -172,6 +176,18 @@ def _git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
 
+def bench_settings(database_url: str, directory: Path) -> Settings:
+    """Development settings on the bench database, local disk under `directory`, a Redis prefix of its own."""
+    from core.settings import Settings  # here, not above: a contender's child imports another tree's
+
+    return Settings(
+        _env_file=None, environment="development", database_url=database_url,
+        redis_url=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        redis_key_prefix=f"{Path(database_url).name}:", ISKRA_DATA_DIR=directory, storage_backend="local",
+        signing_secret="bench-signing-secret-long-enough-for-hmac", log_format="json",
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", help="git revision to compare against (default: merge-base with main)")
@@ -185,19 +201,13 @@ def main() -> None:
     import redis
 
     from bench.upload_cpu import bench_database, export, photo_jpeg
-    from core.settings import Settings
     from tests.processes import settings_env
 
     revision = args.before or _git("merge-base", "HEAD", "main")
     with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp, bench_database() as url:
         directory = Path(tmp)
-        prefix = f"{Path(url).name}:"
-        redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-        settings = Settings(
-            _env_file=None, environment="development", database_url=url, redis_url=redis_url,
-            redis_key_prefix=prefix, ISKRA_DATA_DIR=directory, storage_backend="local",
-            signing_secret="bench-signing-secret-long-enough-for-hmac", log_format="json",
-        )  # fmt: skip
+        settings = bench_settings(url, directory)
+        redis_url, prefix = settings.redis_url, settings.redis_key_prefix
         env = settings_env(settings)
         env.pop("RATE_LIMIT_OVERRIDES", None)
         try:

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.upload_cpu import bench_database, photo_jpeg  # noqa: E402
-from bench.worker_overhead import upload_assets  # noqa: E402
+from bench.worker_overhead import bench_settings, upload_assets  # noqa: E402
 from core import taskqueue  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from models.db import make_engine  # noqa: E402
@@ -121,13 +121,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-pool-") as tmp, bench_database() as url:
         directory = Path(tmp)
-        prefix = f"{Path(url).name}:"
-        redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-        settings = Settings(
-            _env_file=None, environment="development", database_url=url, redis_url=redis_url,
-            redis_key_prefix=prefix, ISKRA_DATA_DIR=directory, storage_backend="local",
-            signing_secret="bench-signing-secret-long-enough-for-hmac", log_format="json",
-        )  # fmt: skip
+        settings = bench_settings(url, directory)
+        redis_url, prefix = settings.redis_url, settings.redis_key_prefix
         originals = [photo_jpeg(seed=seed) for seed in range(4)]
         results: dict[str, list[dict]] = {name: [] for name in chosen}
         try:

@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select
 
 from models.tables import Asset, PendingDeletion, Project, User
 from tests.browser.stack import running_stack
-from tests.browser.uppy import ROOT, chromium_path
+from tests.browser.uppy import ROOT, launched_chromium
 from tests.workers.media.hostile_media import good_jpeg, small_mp4
 from web.auth import make_dev_token
 
@@ -60,13 +60,8 @@ def media(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chromium():
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium_path()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from sqlalchemy import delete
 from models.storage.s3 import S3Storage
 from models.tables import Asset, User
 from tests.browser.stack import running_stack, serving_page
-from tests.browser.uppy import VERSIONS, bundle, chromium_path
+from tests.browser.uppy import VERSIONS, bundle, launched_chromium
 from tests.processes import wait_until
 from tests.workers.media.hostile_media import good_jpeg, small_mp4
 from web.auth import make_dev_token
@@ -73,13 +73,8 @@ def stack_settings(request, settings):
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium_path()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture

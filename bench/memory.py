@@ -180,9 +180,8 @@ def worker_memory(source: Path, env: dict[str, str], asset_id: str, settings, lo
 
 
 def measure_workers(revision: str, directory: Path) -> None:
-    import redis
 
-    from bench.upload_cpu import bench_database
+    from bench.upload_cpu import bench_database, drop_redis_prefix
     from bench.worker_overhead import upload_assets
     from core.settings import Settings
     from tests.processes import settings_env
@@ -212,10 +211,7 @@ def measure_workers(revision: str, directory: Path) -> None:
                 [asset_id] = upload_assets(settings, 1, [jpeg.read_bytes()])
                 columns[name] = worker_memory(source, env, asset_id, settings, directory / f"{name[:6]}.log")
         finally:
-            client = redis.Redis.from_url(redis_url)
-            keys = list(client.scan_iter(f"{prefix}*"))
-            if keys:
-                client.delete(*keys)
+            drop_redis_prefix(redis_url, prefix)
     names = list(columns)
     print("\nA real images worker (-c 1), MiB:\n")
     print(f"| | {' | '.join(names)} |")

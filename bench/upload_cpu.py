@@ -81,6 +81,14 @@ def multipart(jpeg: bytes) -> bytes:
 # --- the API processes ------------------------------------------------------------------------------------
 
 
+def drop_redis_prefix(redis_url: str, prefix: str) -> None:
+    """Delete the keys a run left under its own Redis prefix."""
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+
+
 def export(revision: str, directory: Path) -> Path:
     """The tree of `revision`, extracted into `directory` (first on the path, before the editable install)."""
     archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True)
@@ -292,10 +300,7 @@ def main() -> None:
             report(results, len(body), args.uploads, args.rounds)
         finally:
             stack.close()
-            client = redis.Redis.from_url(REDIS_URL)
-            keys = list(client.scan_iter(f"{prefix}*"))
-            if keys:
-                client.delete(*keys)
+            drop_redis_prefix(REDIS_URL, prefix)
 
 
 if __name__ == "__main__":

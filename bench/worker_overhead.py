@@ -198,9 +198,7 @@ def main() -> None:
         run_child(Path(args.child))
         return
 
-    import redis
-
-    from bench.upload_cpu import bench_database, export, photo_jpeg
+    from bench.upload_cpu import bench_database, drop_redis_prefix, export, photo_jpeg
     from tests.processes import settings_env
 
     revision = args.before or _git("merge-base", "HEAD", "main")
@@ -237,10 +235,7 @@ def main() -> None:
                         print((directory / f"{index}.log").read_text(), file=sys.stderr)
             report(results)
         finally:
-            client = redis.Redis.from_url(redis_url)
-            keys = list(client.scan_iter(f"{prefix}*"))
-            if keys:
-                client.delete(*keys)
+            drop_redis_prefix(redis_url, prefix)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.upload_cpu import bench_database, photo_jpeg  # noqa: E402
+from bench.upload_cpu import bench_database, drop_redis_prefix, photo_jpeg  # noqa: E402
 from bench.worker_overhead import bench_settings, upload_assets  # noqa: E402
 from core import taskqueue  # noqa: E402
 from core.settings import Settings  # noqa: E402
@@ -117,7 +117,6 @@ def main() -> None:
     parser.add_argument("--settings", default="c2,c3,c2-prefetch2,c4", help=f"of {', '.join(SETTINGS)}")
     args = parser.parse_args()
     chosen = args.settings.split(",")
-    import redis
 
     with tempfile.TemporaryDirectory(prefix="bench-pool-") as tmp, bench_database() as url:
         directory = Path(tmp)
@@ -132,10 +131,7 @@ def main() -> None:
                     log = directory / f"{name}-{round_}.log"
                     results[name].append(run_setting(settings, SETTINGS[name], ids, log))
         finally:
-            client = redis.Redis.from_url(redis_url)
-            keys = list(client.scan_iter(f"{prefix}*"))
-            if keys:
-                client.delete(*keys)
+            drop_redis_prefix(redis_url, prefix)
     print(
         f"\nImages worker, {args.assets} queued 12 MP JPEGs per run, {args.rounds} runs per setting (median)"
     )

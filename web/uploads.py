@@ -8,19 +8,17 @@ refuses the moment the plan's per-file limit is passed. Nothing is stored until 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from tempfile import SpooledTemporaryFile
-from typing import IO, Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
 from flask import request
+from multipart import MultipartError, MultipartSegment, ParserLimitReached, PushMultipartParser
 from pydantic import ValidationError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.formparser import FormDataParser
 
 from models.errors import (
     BadRequest,
@@ -36,51 +34,19 @@ from workers.media.limits import MediaLimits
 from workers.media.sniff import ACCEPTED_DESCRIPTION, SniffedType
 from workers.media.vet import vet
 
-# Up to this much of a file stays in memory; beyond it the spool is a temp file on disk.
-SPOOL_MEMORY_BYTES = 1024 * 1024
 # Room for the non-file parts (metadata JSON, hints) and multipart framing beyond the file itself.
 FORM_OVERHEAD_BYTES = 128 * 1024
-# Werkzeug also applies this bound to every chunk it reads (64 KiB) plus what is still buffered, file
-# parts included, so it must stay well above the read size; the schemas bound the fields' content.
+# The most a non-file part may hold; the schemas bound the fields' content.
 FIELD_BYTES = 512 * 1024
 MAX_PARTS = 8
-READ_AHEAD_BYTES = 1024 * 1024
+# The body is read and parsed a MiB at a time: few enough calls that the parser's work per upload is a
+# few large `bytes.find`s and copies rather than thousands of small ones.
+READ_BYTES = 1024 * 1024
 DIGEST_READ_BYTES = 1024 * 1024
 # What Uppy sends of every file by default (its meta: the name and type the browser reported, and the path
 # in a dropped folder). Nothing is taken from them: the type is sniffed and keys are made by the server.
 UPPY_FIELDS = frozenset({"name", "type", "relativePath"})
-
-
-class _Budget:
-    """Bytes allowed across every file part of one request; refuses the write that passes the limit."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.used = limit, 0
-        self.spools: list[_CountingSpool] = []
-
-    def spool(self, *_: Any, **__: Any) -> IO[bytes]:
-        spool = _CountingSpool(self)
-        self.spools.append(spool)
-        return spool
-
-    def spend(self, size: int) -> None:
-        self.used += size
-        if self.used > self.limit:
-            raise PayloadTooLarge(f"The file exceeds the plan's {self.limit} bytes per file.")
-
-    def close(self) -> None:
-        for spool in self.spools:
-            spool.close()
-
-
-class _CountingSpool(SpooledTemporaryFile[bytes]):
-    def __init__(self, budget: _Budget) -> None:
-        super().__init__(max_size=SPOOL_MEMORY_BYTES)
-        self._budget = budget
-
-    def write(self, data: Any) -> int:
-        self._budget.spend(len(data))
-        return super().write(data)
+FILE_PART = "file"
 
 
 @dataclass(frozen=True)
@@ -90,44 +56,98 @@ class ReceivedUpload:
     form: MultiDict
 
 
-def _parse(budget: _Budget, max_file_bytes: int) -> ReceivedUpload:
-    if request.mimetype != "multipart/form-data":
+class _Parts:
+    """Where each part of the body goes: the one file part into a spool, counted against the plan's limit;
+    the other parts, bounded, into the form."""
+
+    def __init__(self, new_spool: Callable[[], BinaryIO], max_file_bytes: int) -> None:
+        self.new_spool, self.max_file_bytes = new_spool, max_file_bytes
+        self.form: MultiDict = MultiDict()
+        self.file: BinaryIO | None = None
+        self.file_bytes = 0
+        self.files = 0
+        self._field: bytearray | None = None
+        self._writing = False
+
+    def start(self, segment: MultipartSegment) -> None:
+        if segment.filename is None:
+            self._field = bytearray()
+            return
+        self.files += 1
+        if segment.name != FILE_PART or self.file is not None:
+            raise BadRequest("Send exactly one file, in the part named `file`.")
+        self.file, self._writing = self.new_spool(), True
+
+    def data(self, chunk: bytes) -> None:
+        if self._writing:
+            self.file_bytes += len(chunk)
+            if self.file_bytes > self.max_file_bytes:
+                raise PayloadTooLarge(f"The file exceeds the plan's {self.max_file_bytes} bytes per file.")
+            self.file.write(chunk)  # type: ignore[union-attr]  # _writing means the spool exists
+        elif self._field is not None:
+            self._field += chunk
+            if len(self._field) > FIELD_BYTES:
+                raise PayloadTooLarge("The request body or one of its fields is too large.")
+
+    def end(self, segment: MultipartSegment) -> None:
+        if self._field is not None:
+            self.form.add(segment.name or "", self._field.decode(segment.charset or "utf-8", "replace"))
+        self._field, self._writing = None, False
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _read_parts(parts: _Parts, max_file_bytes: int) -> None:
+    if request.mimetype != "multipart/form-data" or not request.mimetype_params.get("boundary"):
         raise BadRequest("Send multipart/form-data with a `file` part.")
     declared = request.content_length
     if declared is not None and declared > max_file_bytes + FORM_OVERHEAD_BYTES:
         raise PayloadTooLarge(f"The file exceeds the plan's {max_file_bytes} bytes per file.")
     # Bounds a chunked body too: the stream stops (413) past this, whatever the parts claim.
     request.max_content_length = max_file_bytes + FORM_OVERHEAD_BYTES
-    parser = FormDataParser(
-        stream_factory=budget.spool, max_form_memory_size=FIELD_BYTES, max_form_parts=MAX_PARTS
-    )
-    # Werkzeug reads 64 KiB at a time, and each read from gunicorn's body copies what it holds read
-    # ahead (up to 1 MiB) twice over; a buffer of that size between them makes it one copy per MiB.
-    stream = request.stream
-    body = io.BufferedReader(stream, READ_AHEAD_BYTES) if isinstance(stream, io.RawIOBase) else None
+    segment: MultipartSegment | None = None
     try:
-        _, form, files = parser.parse(body or stream, request.mimetype, declared, request.mimetype_params)
-    except RequestEntityTooLarge:
+        parser = PushMultipartParser(
+            request.mimetype_params["boundary"],
+            content_length=-1 if declared is None else declared,
+            max_segment_count=MAX_PARTS,
+        )
+        with parser:
+            stream = request.stream
+            while not parser.closed:
+                chunk = stream.read(READ_BYTES)
+                for event in parser.parse(chunk):
+                    if isinstance(event, MultipartSegment):
+                        segment = event
+                        parts.start(segment)
+                    elif event is not None:
+                        parts.data(event)
+                    elif segment is not None:
+                        parts.end(segment)
+                if not chunk:
+                    break
+    except (RequestEntityTooLarge, ParserLimitReached):
         raise PayloadTooLarge("The request body or one of its fields is too large.") from None
-    except ValueError:
+    except MultipartError:
         raise BadRequest("The multipart body is malformed.") from None
-    finally:
-        if body is not None:
-            body.detach()  # the request's stream is werkzeug's to close
-    if list(files) != ["file"] or len(files.getlist("file")) != 1:
+    if parts.files != 1 or parts.file is None:
         raise BadRequest("Send exactly one file, in the part named `file`.")
-    # The stream is one of our binary spools; werkzeug types it as the wider IO[bytes].
-    return ReceivedUpload(file=cast(BinaryIO, files["file"].stream), size=budget.used, form=form)
 
 
 @contextmanager
-def receive_upload(max_file_bytes: int) -> Iterator[ReceivedUpload]:
-    """The request's one `file`, spooled to a bounded temp file; 413 as soon as it passes the limit."""
-    budget = _Budget(max_file_bytes)
+def receive_upload(max_file_bytes: int, new_spool: Callable[[], BinaryIO]) -> Iterator[ReceivedUpload]:
+    """The request's one `file`, streamed into a `new_spool()` (the storage's); 413 as soon as it passes
+    the limit. The spool is closed when the block ends."""
+    parts = _Parts(new_spool, max_file_bytes)
     try:
-        yield _parse(budget, max_file_bytes)
+        _read_parts(parts, max_file_bytes)
+        assert parts.file is not None  # _read_parts refuses a body without one
+        parts.file.seek(0)
+        yield ReceivedUpload(file=parts.file, size=parts.file_bytes, form=parts.form)
     finally:
-        budget.close()
+        parts.close()
 
 
 def upload_digest(upload: ReceivedUpload) -> str:

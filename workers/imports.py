@@ -9,7 +9,6 @@ and each attempt stores under a key of its own, so running twice, even at once, 
 from __future__ import annotations
 
 import secrets
-import tempfile
 
 import structlog
 
@@ -71,7 +70,7 @@ def run_import(context: WorkerContext, job: ImportClaim) -> int | None:
         max_bytes=min(job.max_bytes, job.room_bytes),
         timeout_seconds=settings.import_timeout_seconds,
     )
-    with tempfile.TemporaryFile() as spool:
+    with context.storage.spool() as spool:
         try:
             size = download(job.source_url, spool, policy).size
             sniffed = vet(spool, media_limits(settings), kind=job.type)

@@ -15,7 +15,7 @@ from models.storage.multipart import MultipartStorage
 class ObjectInfo:
     key: str
     size: int
-    etag: str
+    etag: str  # opaque: changes whenever the object's bytes do (S3's MD5-based tag; local mtime and size)
     content_type: str | None
     last_modified: datetime
 
@@ -23,6 +23,12 @@ class ObjectInfo:
 class Storage(MultipartStorage, Protocol):
     """Byte-exact object storage addressed by server-made keys (never user input verbatim), with the
     multipart uploads browsers write through (models.storage.multipart)."""
+
+    def spool(self) -> BinaryIO:
+        """An empty temp file to receive an original into before `put`, placed where this backend stores it
+        without copying its bytes again (local disk: an unnamed file on the same file system, which `put`
+        links into place). It vanishes when closed or when the process dies."""
+        ...
 
     def put(self, key: str, stream: BinaryIO, *, content_type: str) -> ObjectInfo:
         """Store everything `stream` yields under `key`, streaming (never the whole body in memory)."""

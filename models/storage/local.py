@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -11,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from stat import S_ISREG
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from core.settings import DEV_PLACEHOLDER, Settings
 from models.errors import ObjectMissing, StorageError
@@ -60,24 +59,36 @@ class LocalStorage(LocalMultipart):
     def _meta_path(self, key: str) -> Path:
         return self.root / META_DIR / f"{validate_key(key)}.json"
 
+    def spool(self) -> BinaryIO:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            return _unnamed_file(self.root)
+        except OSError as error:
+            raise StorageError(f"local spool failed: {error}") from error
+
     def put(self, key: str, stream: BinaryIO, *, content_type: str) -> ObjectInfo:
         path, meta_path = self.path(key), self._meta_path(key)
         staged: Path | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             meta_path.parent.mkdir(parents=True, exist_ok=True)
-            staged, size, etag = _stage(path.parent, _chunks(stream))
-            meta = json.dumps({"content_type": content_type, "etag": etag, "size": size}).encode()
+            if not _synced_if_unnamed(stream):
+                staged = _stage(path.parent, _chunks(stream))
             # Metadata lands first: once the object is visible, its metadata is already there.
-            os.replace(_stage(meta_path.parent, iter([meta]))[0], meta_path)
-            os.replace(staged, path)
-            staged = None
+            meta = json.dumps({"content_type": content_type}).encode()
+            os.replace(_stage(meta_path.parent, iter([meta])), meta_path)
+            if staged is None and not _link(stream, path):
+                staged = _stage(path.parent, _chunks(stream))  # a name already taken: replaced by a copy
+            if staged is not None:
+                os.replace(staged, path)
+                staged = None
+            stat = path.stat()
         except OSError as error:
             raise StorageError(f"local put failed: {error}") from error
         finally:
             if staged is not None:
                 staged.unlink(missing_ok=True)
-        return ObjectInfo(key, size, etag, content_type, datetime.fromtimestamp(path.stat().st_mtime, UTC))
+        return ObjectInfo(key, stat.st_size, _etag(stat), content_type, _modified(stat))
 
     def open(self, key: str) -> BinaryIO:
         try:
@@ -109,13 +120,9 @@ class LocalStorage(LocalMultipart):
             # under the root is never listed or served, so no key reaches a file outside the root.
             return None
         meta = self._read_meta(key)
-        return ObjectInfo(
-            key=key,
-            size=stat.st_size,
-            etag=meta.get("etag") or f"{stat.st_mtime_ns:x}-{stat.st_size:x}",
-            content_type=meta.get("content_type"),
-            last_modified=datetime.fromtimestamp(stat.st_mtime, UTC),
-        )
+        # Objects put before ETags were made from mtime and size keep the MD5 their sidecar recorded.
+        etag = meta.get("etag") or _etag(stat)
+        return ObjectInfo(key, stat.st_size, etag, meta.get("content_type"), _modified(stat))
 
     def _read_meta(self, key: str) -> dict:
         try:
@@ -161,20 +168,64 @@ def _chunks(stream: BinaryIO) -> Iterator[bytes]:
         yield chunk
 
 
-def _stage(directory: Path, chunks: Iterator[bytes]) -> tuple[Path, int, str]:
-    """Write `chunks` to a fsynced temp file in `directory`; return (its path, size, md5 hex)."""
-    digest = hashlib.md5(usedforsecurity=False)
-    size = 0
+def _etag(stat: os.stat_result) -> str:
+    """The object's version as its file's mtime and size (as nginx tags files): no pass over its bytes."""
+    return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
+
+
+def _modified(stat: os.stat_result) -> datetime:
+    return datetime.fromtimestamp(stat.st_mtime, UTC)
+
+
+def _unnamed_file(directory: Path) -> BinaryIO:
+    """A file in `directory`'s file system that has no name until `_link_unnamed` gives it one: nothing is
+    left behind by a crash. A plain temp file where the file system has no O_TMPFILE (it is then copied)."""
+    try:
+        # Without O_EXCL (which tempfile.TemporaryFile sets): an O_EXCL unnamed file can never be linked.
+        fd = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except (AttributeError, OSError):
+        return cast(BinaryIO, tempfile.TemporaryFile(dir=directory, prefix=TEMP_PREFIX))
+    return open(fd, "w+b")  # the caller closes it
+
+
+def _synced_if_unnamed(stream: BinaryIO) -> bool:
+    """True, once its bytes are on disk, if `stream` is an unnamed file (a `spool()`) for `_link` to name."""
+    try:
+        fd = stream.fileno()
+        if os.fstat(fd).st_nlink != 0:
+            return False
+        stream.flush()
+        os.fsync(fd)
+    except (OSError, AttributeError, ValueError):
+        return False
+    return True
+
+
+def _link(stream: BinaryIO, path: Path) -> bool:
+    """Give the unnamed file behind `stream` the name `path`; False where it cannot, and it is copied."""
+    # linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/<fd> names an O_TMPFILE file (os.link only uses linkat
+    # when given a directory fd). Any other unnamed file (ENOENT), another file system (EXDEV) or an
+    # existing name (EEXIST) is refused.
+    fds = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.link(str(stream.fileno()), path, src_dir_fd=fds, follow_symlinks=True)
+    except OSError:
+        return False
+    finally:
+        os.close(fds)
+    return True
+
+
+def _stage(directory: Path, chunks: Iterator[bytes]) -> Path:
+    """Write `chunks` to a fsynced temp file in `directory`; return its path."""
     handle, name = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX)
     try:
         with os.fdopen(handle, "wb") as temp:
             for chunk in chunks:
                 temp.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
             temp.flush()
             os.fsync(temp.fileno())
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
-    return Path(name), size, digest.hexdigest()
+    return Path(name)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import boto3
 import botocore.auth
@@ -130,7 +131,7 @@ def _file_path(stream: BinaryIO) -> str | None:
     try:
         if stream.tell() != 0:
             return None
-        # fileno() moves a SpooledTemporaryFile still in memory to disk (an upload spool holds 1 MiB there).
+        # fileno() moves a SpooledTemporaryFile still in memory to disk.
         path = f"/proc/self/fd/{stream.fileno()}"
     except (AttributeError, OSError, ValueError):
         return None
@@ -179,6 +180,10 @@ class S3Storage(S3Multipart):
             config=config,
         )
         return cls(client, settings.s3_bucket, settings.s3_region)
+
+    def spool(self) -> BinaryIO:
+        # On disk from the first byte: `put` hands s3transfer its path (see _file_path), never a stream.
+        return cast(BinaryIO, tempfile.TemporaryFile(prefix="iskra-upload-"))
 
     def put(self, key: str, stream: BinaryIO, *, content_type: str) -> ObjectInfo:
         extra = {"ContentType": content_type}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tracemalloc
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,7 @@ from tests.workers.media.hostile_media import (
 )
 from tests.workers.media.phone_media import avif, heic, huge_grid_heic
 from web.app import create_app
-from web.uploads import FIELD_BYTES, SPOOL_MEMORY_BYTES
+from web.uploads import FIELD_BYTES, READ_BYTES
 
 FREE_QUOTA = 500 * MIB
 
@@ -257,21 +258,29 @@ class _IterStream(io.RawIOBase):
         return size
 
 
-def test_large_uploads_spool_to_disk_instead_of_memory(client, auth_header, app):
-    content = good_jpeg(16, 16) + b"\0" * (3 * SPOOL_MEMORY_BYTES)
-    spools = []
-    original = __import__("web.uploads", fromlist=["_Budget"])._Budget.spool
+def test_an_upload_is_received_into_the_storages_spool_and_stored_without_another_copy(
+    client, auth_header, app, session
+):
+    content = good_jpeg(16, 16) + b"\0" * (3 * READ_BYTES)
+    storage = app.extensions["iskra"].storage
+    made, inodes = [], []
+    original = type(storage).spool
 
-    def watching(self, **kwargs):
-        spools.append(original(self, **kwargs))
-        return spools[-1]
+    def watching(self):
+        made.append(original(self))
+        inodes.append(os.fstat(made[-1].fileno()).st_ino)
+        return made[-1]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("web.uploads._Budget.spool", watching)
+        patch.setattr(type(storage), "spool", watching)
         response = upload(client, auth_header(), content)
 
-    assert response.status_code == 201
-    assert [spool._rolled for spool in spools] == [True]
+    assert response.status_code == 201, response.json
+    key = session.get(Asset, uuid.UUID(response.json["id"])).storage_key
+    # The one spool the body was written into is the stored object itself: linked into place, not copied.
+    assert len(made) == 1 and made[0].closed
+    assert inodes == [storage.path(key).stat().st_ino]
+    assert storage.path(key).read_bytes() == content
 
 
 def test_a_tiff_whose_tags_claim_a_gigabyte_is_accepted_with_bounded_memory(client, auth_header):

@@ -58,7 +58,7 @@ def upload_asset():
         user = signed_in_user()
         plan = get_plan(db(), user.tier)
         room = room_of(user, plan)
-    with receive_upload(plan.max_upload_bytes) as upload:
+    with receive_upload(plan.max_upload_bytes, storage.spool) as upload:
         claim_idempotency(lambda: upload_digest(upload))  # a retry is answered here, before storing
         generation = parse_fields(upload.form)
         sniffed = vetted(upload, media_limits(services().settings))

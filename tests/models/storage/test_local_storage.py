@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,32 @@ def test_put_leaves_only_the_object_and_its_hidden_metadata(local: LocalStorage)
     local.put("a/b.webp", io.BytesIO(b"x"), content_type="image/webp")
     files = sorted(p.relative_to(local.root).as_posix() for p in local.root.rglob("*") if p.is_file())
     assert files == [".meta/a/b.webp.json", "a/b.webp"]
+
+
+def test_a_spool_is_linked_into_place_without_a_copy(local: LocalStorage) -> None:
+    with local.spool() as spool:
+        spool.write(b"upload bytes")
+        inode = os.fstat(spool.fileno()).st_ino
+        local.put("a/spooled.jpg", spool, content_type="image/jpeg")
+    assert local.path("a/spooled.jpg").stat().st_ino == inode
+    assert local.path("a/spooled.jpg").read_bytes() == b"upload bytes"
+    files = sorted(p.relative_to(local.root).as_posix() for p in local.root.rglob("*") if p.is_file())
+    assert files == [".meta/a/spooled.jpg.json", "a/spooled.jpg"]
+
+
+def test_a_spool_never_put_leaves_nothing_behind(local: LocalStorage) -> None:
+    with local.spool() as spool:
+        spool.write(b"refused upload")
+    assert [p for p in local.root.rglob("*") if p.is_file()] == []
+
+
+def test_a_named_file_is_copied_not_linked(local: LocalStorage, tmp_path: Path) -> None:
+    source = tmp_path / "elsewhere.bin"
+    source.write_bytes(b"someone else's file")
+    with source.open("rb") as stream:
+        local.put("a/copy.bin", stream, content_type="application/octet-stream")
+    assert local.path("a/copy.bin").stat().st_ino != source.stat().st_ino
+    assert source.stat().st_nlink == 1
 
 
 def test_delete_removes_the_metadata_too(local: LocalStorage) -> None:

@@ -65,17 +65,21 @@ def _memory() -> dict[str, int]:
 def _bench_routes(app) -> None:
     from flask import request
 
+    from core.settings import media_limits
+    from models.asset_lifecycle import create_upload
+    from models.assets import extension_for
     from models.plans import get_plan
+    from models.storage.keys import original_key
+    from models.storage.staging import put_then_record
     from models.users import ensure_user
     from web.auth import bearer_token
     from web.db import db
     from web.services import services
-    from web.uploads import FIELD_BYTES, FORM_OVERHEAD_BYTES, ReceivedUpload, inspect_upload, store_upload
-    from workers.media.limits import media_limits
+    from web.uploads import FIELD_BYTES, FORM_OVERHEAD_BYTES, vetted_stream
 
     @app.post("/bench/buffered")
     def buffered_upload():
-        identity = services().authenticator.verify(bearer_token() or "")
+        identity, storage = services().authenticator.verify(bearer_token() or ""), services().storage
         with db().begin():
             user = ensure_user(db(), identity.user_id, identity.email)
             max_file_bytes = get_plan(db(), user.tier).max_upload_bytes
@@ -83,9 +87,16 @@ def _bench_routes(app) -> None:
         # The same body cap as the streamed route (the app's default is sized for JSON bodies).
         request.max_content_length = max_file_bytes + FORM_OVERHEAD_BYTES
         data = request.files["file"].read()  # the whole file in memory
-        upload = ReceivedUpload(file=io.BytesIO(data), size=len(data), form=request.form)
-        sniffed = inspect_upload(upload, media_limits(services().settings))
-        asset = store_upload(identity.user_id, upload, sniffed, {})
+        sniffed = vetted_stream(io.BytesIO(data), media_limits(services().settings))
+        asset_id = uuid.uuid4()
+        key = original_key(identity.user_id, asset_id, extension_for(sniffed.mime_type))
+        with put_then_record(storage, key, io.BytesIO(data), content_type=sniffed.mime_type) as staged:
+            with db().begin():
+                asset = create_upload(
+                    db(), asset_id=asset_id, user_id=identity.user_id, asset_type=sniffed.kind,
+                    storage_key=key, mime_type=sniffed.mime_type, size_bytes=len(data), generation={},
+                )  # fmt: skip
+            staged.recorded()
         return {"id": str(asset.id), "sizeBytes": asset.size_bytes}, 201
 
     @app.get("/bench/memory")

@@ -59,6 +59,12 @@ def on_starting(_server: object) -> None:
     configure_logging(settings)
 
 
+def post_fork(_server: object, _worker: object) -> None:
+    from core.malloc import keep_large_buffers
+
+    keep_large_buffers()
+
+
 def child_exit(_server: object, worker: object) -> None:
     from prometheus_client import multiprocess
 

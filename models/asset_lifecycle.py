@@ -93,10 +93,12 @@ def create_import(
     )  # fmt: skip
 
 
+# The row as inserted, server defaults and all, is what its event shows: no second read. Built once.
+_INSERT = insert(Asset).returning(Asset)
+
+
 def _insert(session: Session, **columns: Any) -> Asset:
-    # The row as inserted, server defaults and all, is what its event shows: no second read.
-    statement = insert(Asset).values(status=Status.PENDING, **columns).returning(Asset)
-    asset = session.execute(statement).scalar_one()
+    asset = session.execute(_INSERT, {"status": Status.PENDING, **columns}).scalar_one()
     events.asset_now(session, asset)
     return asset
 

@@ -84,15 +84,20 @@ def project_deleted(session: Session, user_id: str, project_id: uuid.UUID | str)
 
 def usage_changed(session: Session, *user_ids: str) -> None:
     """A `usage` event for each user, with their usage as it now is in this transaction."""
-    # models.usage reads models.generations, which records usage events: imported here, not at the top.
-    from models.usage import usage_report
-
     for user_id in user_ids:
         user = session.execute(
             select(User).where(User.user_id == user_id).execution_options(populate_existing=True)
         ).scalar_one_or_none()
         if user is not None:
-            record(session, user_id, EventType.USAGE, Presented(usage_body(usage_report(session, user))))
+            usage_now(session, user)
+
+
+def usage_now(session: Session, user: User) -> None:
+    """A `usage` event for a user row just read or returned by the statement that changed it (no re-read)."""
+    # models.usage reads models.generations, which records usage events: imported here, not at the top.
+    from models.usage import usage_report
+
+    record(session, user.user_id, EventType.USAGE, Presented(usage_body(usage_report(session, user))))
 
 
 def decode(payload: str) -> dict[str, Any]:
@@ -108,8 +113,12 @@ def _payload(user_id: str, event_type: EventType, presented: Presented) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
+# Built once: building a statement costs more than sending it.
+_NOTIFY = select(func.pg_notify(CHANNEL, bindparam("payload", type_=Text)))
+
+
 def _notify(session: Session, payload: str) -> None:
-    session.execute(select(func.pg_notify(CHANNEL, payload)))
+    session.execute(_NOTIFY, {"payload": payload})
 
 
 def _uuid(value: uuid.UUID | str) -> uuid.UUID:

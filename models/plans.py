@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session
 
 from models.errors import BadRequest
@@ -41,5 +41,8 @@ def normalize_tier(tier: str) -> str:
 
 
 def get_plan(session: Session, key: str) -> Plan:
-    """The plan row for a tier."""
-    return session.execute(select(Plan).where(Plan.key == normalize_tier(key))).scalar_one()
+    """The plan row for a tier: read once per session (a request, a task's transaction), then its copy."""
+    plan = session.get(Plan, normalize_tier(key))
+    if plan is None:
+        raise NoResultFound(f"no plan {key!r}")
+    return plan

@@ -4,30 +4,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import BigInteger, ColumnElement, Update, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from models import events
 from models.errors import QuotaExceeded
 from models.tables import Plan, User
 
+
+def _changing_usage(used_bytes: ColumnElement[int], *where: ColumnElement[bool]) -> Update:
+    """UPDATE of a user's storage_used_bytes (params `uid`, `size`) returning the row as changed, which the
+    usage event shows without reading it again. Built once: building an ORM statement costs more than
+    running it."""
+    return (
+        update(User)
+        .where(User.user_id == bindparam("uid"), *where)
+        .values(storage_used_bytes=used_bytes, updated_at=func.now())
+        .returning(User)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+
+
+_SIZE = bindparam("size", type_=BigInteger)
 # One statement: the row lock taken by UPDATE serializes concurrent reservations of the same user,
 # and the WHERE re-reads storage_used_bytes after the lock, so two racing uploads can never both fit.
-_RESERVE = text(
-    """
-    UPDATE users SET storage_used_bytes = storage_used_bytes + :size, updated_at = now()
-    WHERE user_id = :uid
-      AND storage_used_bytes + :size <= (SELECT storage_quota_bytes FROM plans WHERE key = users.tier)
-    RETURNING storage_used_bytes
-    """
+_RESERVE = _changing_usage(
+    User.storage_used_bytes + _SIZE,
+    User.storage_used_bytes + _SIZE
+    <= select(Plan.storage_quota_bytes).where(Plan.key == User.tier).scalar_subquery(),
 )
-_RELEASE = text(
-    """
-    UPDATE users SET storage_used_bytes = GREATEST(storage_used_bytes - :size, 0), updated_at = now()
-    WHERE user_id = :uid
-    RETURNING storage_used_bytes
-    """
-)
+_RELEASE = _changing_usage(func.greatest(User.storage_used_bytes - _SIZE, 0))
 
 
 def _usage(session: Session, user_id: str) -> tuple[int, int]:
@@ -86,15 +92,15 @@ def check_not_full(session: Session, user_id: str) -> None:
 
 def reserve_storage(session: Session, user_id: str, size: int) -> int:
     """Add `size` bytes to the user's usage if it fits their quota; the new usage, or QuotaExceeded."""
-    used = session.execute(_RESERVE, {"uid": user_id, "size": size}).scalar_one_or_none()
-    if used is None:
+    user = session.execute(_RESERVE, {"uid": user_id, "size": size}).scalar_one_or_none()
+    if user is None:
         raise _refusal(session, user_id, size)
-    events.usage_changed(session, user_id)
-    return used
+    events.usage_now(session, user)
+    return user.storage_used_bytes
 
 
 def release_storage(session: Session, user_id: str, size: int) -> int:
     """Give `size` bytes back (never below zero); the new usage."""
-    used = session.execute(_RELEASE, {"uid": user_id, "size": size}).scalar_one()
-    events.usage_changed(session, user_id)
-    return used
+    user = session.execute(_RELEASE, {"uid": user_id, "size": size}).scalar_one()
+    events.usage_now(session, user)
+    return user.storage_used_bytes

@@ -32,6 +32,10 @@ DISPLAY_QUALITY = 90
 # bilinear costs under half of Lanczos and the difference does not show; thumbnails keep Lanczos.
 _PREVIEW_RESAMPLE = Image.Resampling.BILINEAR
 _THUMBNAIL_RESAMPLE = Image.Resampling.LANCZOS
+# The thumbnail cut from the (already antialiased) preview: a box reduce by the whole factor, 4 from
+# 1600 px, then a near-identity Lanczos costs ~2 ms against ~10 ms with REDUCING_GAP, at the same PSNR
+# against a Lanczos resize of the full decode and the same WebP bytes (12 MP photo-like JPEGs).
+_FROM_PREVIEW_GAP = 1.0
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE = {
     2: [Image.Transpose.FLIP_LEFT_RIGHT],
@@ -97,7 +101,9 @@ def make_image_renditions(source: Source, sniffed: SniffedType, limits: MediaLim
     preview = None
     if preview_image is not None:
         preview = encode_webp(preview_image)
-        thumbnail_image = _resized(preview_image, _fit(preview_image.size, THUMBNAIL_SIDE))
+        thumbnail_image = _resized(
+            preview_image, _fit(preview_image.size, THUMBNAIL_SIDE), reducing_gap=_FROM_PREVIEW_GAP
+        )
     if orientation >= 5:
         width, height = height, width
     return ImageRenditions(
@@ -234,11 +240,14 @@ def _encode_display(img: Image.Image) -> bytes:
 
 
 def _resized(
-    img: Image.Image, target: tuple[int, int], resample: Image.Resampling = _THUMBNAIL_RESAMPLE
+    img: Image.Image,
+    target: tuple[int, int],
+    resample: Image.Resampling = _THUMBNAIL_RESAMPLE,
+    reducing_gap: float = REDUCING_GAP,
 ) -> Image.Image:
     if img.size == target:
         return img
-    return img.resize(target, resample, reducing_gap=REDUCING_GAP)
+    return img.resize(target, resample, reducing_gap=reducing_gap)
 
 
 def _finish(img: Image.Image, icc_profile: bytes | None, orientation: int) -> Image.Image:

@@ -13,6 +13,7 @@ from workers import context
 from workers.media.codecs import image_codec_support
 from workers.memory import apply_memory_ceiling
 from workers.metrics import connect_task_metrics
+from workers.prefork import connect_prefork_memory
 from workers.schedule import beat_schedule
 from workers.task_logging import connect_task_logging
 
@@ -37,6 +38,7 @@ app.conf.beat_schedule = beat_schedule()
 context.install(context.build(settings))
 connect_task_logging(settings)
 connect_task_metrics(settings)
+connect_prefork_memory()
 
 
 @worker_process_init.connect

@@ -10,15 +10,19 @@ JPEG, and a 12 MP RGBA PNG.
 With `--worker`, the same before/after pair is measured in a real prefork worker instead
 (`celery -A workers.app worker -Q images -c 1`, on a temporary database, Redis and local disk): the
 worker's main process and its pool child after start-up (VmRSS; the child's PSS and its private pages,
-which are what a second child adds), the same in a fresh interpreter that only imports the worker app
-and its tasks, and the child's peak (VmHWM) once it has rendered a 100 MP JPEG.
+which are what one more child adds), the child's peak (VmHWM) and private pages once it has rendered a
+100 MP JPEG, and its private pages again after `--photos` 12 MP photos. Beside it, a fresh interpreter
+that only imports the worker app and its tasks (VmRSS), and a child forked from that interpreter as the
+pool forks one, whose private pages are read after a full garbage collection: the copy a child's first
+full collection makes of the main process's objects, which a long-lived child meets sooner or later.
 
-    .venv/bin/python bench/memory.py [--before REVISION] [--ceiling-mb 512] [--worker]
+    .venv/bin/python bench/memory.py [--before REVISION] [--ceiling-mb 512] [--worker [--photos 30]]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import subprocess
 import sys
@@ -106,7 +110,7 @@ def _mib(path: str, field: str) -> float:
     return int(text.split(f"{field}:")[1].split()[0]) / 1024
 
 
-def process_memory(pid: int) -> dict[str, float]:
+def process_memory(pid: int | str) -> dict[str, float]:
     """VmRSS and VmHWM, and from smaps_rollup PSS and the private (unshared) resident pages, in MiB."""
     rollup = f"/proc/{pid}/smaps_rollup"
     return {
@@ -118,16 +122,30 @@ def process_memory(pid: int) -> dict[str, float]:
 
 
 def imports_child(source: Path) -> None:
-    """Print VmRSS after importing the worker app of `source` and its tasks (a fresh interpreter)."""
+    """Print VmRSS after importing the worker app of `source` and its tasks (a fresh interpreter), then
+    the private memory of a child forked from it as the prefork pool forks one (the signal the pool sends
+    before each fork first), once a full garbage collection has run in the child."""
     sys.path.insert(0, str(source))
+    from celery.signals import worker_before_create_process
+
     import workers.app as entry
 
     entry.app.loader.import_default_modules()
-    print(_vm("VmRSS"))
+    print(_vm("VmRSS"), flush=True)
+    worker_before_create_process.send(sender=None)
+    child = os.fork()
+    if child == 0:
+        gc.collect()
+        print(process_memory("self")["private"], flush=True)
+        os._exit(0)
+    os.waitpid(child, 0)
 
 
-def worker_memory(source: Path, env: dict[str, str], asset_id: str, settings, log: Path) -> dict[str, float]:
-    """Memory of a real images worker running the code in `source`, idle and after rendering `asset_id`."""
+def worker_memory(
+    source: Path, env: dict[str, str], jpeg_id: str, photo_ids: list[str], settings, log: Path
+) -> dict[str, float]:
+    """Memory of a real images worker running the code in `source`: idle, after rendering the 100 MP
+    JPEG `jpeg_id`, then after the ordinary photos `photo_ids`."""
     from core import taskqueue
     from tests.processes import BIN, wait_until
     from tests.workers.rendition_support import asset
@@ -149,6 +167,20 @@ def worker_memory(source: Path, env: dict[str, str], asset_id: str, settings, lo
 
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
+    client = taskqueue.make_client(settings)
+
+    def render(asset_ids: list[str]) -> None:
+        for asset_id in asset_ids:
+            taskqueue.send(client, taskqueue.MAKE_IMAGE_RENDITIONS, asset_id)
+        wait_until(
+            lambda: all(asset(sessions, a).status in ("ready", "failed") for a in asset_ids),
+            timeout=300,
+            interval=0.2,
+        )
+        failed = [a for a in asset_ids if asset(sessions, a).status != "ready"]
+        if failed:
+            raise RuntimeError(f"{len(failed)} assets failed in {source}: {asset(sessions, failed[0]).error}")
+
     with log.open("wb") as out:
         worker = subprocess.Popen(command, env=env, cwd=source, stdout=out, stderr=subprocess.STDOUT)
         try:
@@ -157,31 +189,32 @@ def worker_memory(source: Path, env: dict[str, str], asset_id: str, settings, lo
             time.sleep(3)  # settled: the child has run its start-up hooks
             child = int(Path(children).read_text().split()[0])
             idle, main = process_memory(child), process_memory(worker.pid)
-            taskqueue.send(taskqueue.make_client(settings), taskqueue.MAKE_IMAGE_RENDITIONS, asset_id)
-            wait_until(
-                lambda: asset(sessions, asset_id).status in ("ready", "failed"), timeout=300, interval=0.1
-            )
-            if asset(sessions, asset_id).status != "ready":
-                raise RuntimeError(f"the 100 MP JPEG failed in {source}: {asset(sessions, asset_id).error}")
+            render([jpeg_id])
             busy = process_memory(child)
+            render(photo_ids)
+            if int(Path(children).read_text().split()[0]) != child:
+                raise RuntimeError("the pool child was replaced while it was measured")
+            steady = process_memory(child)
         finally:
             worker.terminate()
             worker.wait(timeout=60)
             engine.dispose()
     return {
-        "imports only (fresh interpreter) VmRSS": float(imported.stdout.split()[-1]),
+        "imports only (fresh interpreter) VmRSS": float(imported.stdout.split()[-2]),
+        "**a fork of it, private after a full collection**": float(imported.stdout.split()[-1]),
         "main process VmRSS": main["rss"],
         "pool child VmRSS after start": idle["rss"],
         "pool child PSS after start": idle["pss"],
-        "pool child private after start": idle["private"],
-        "pool child peak (VmHWM), 100 MP JPEG": busy["hwm"],
-        "pool child private after the task": busy["private"],
+        "**pool child private after start**": idle["private"],
+        "**pool child peak (VmHWM), 100 MP JPEG**": busy["hwm"],
+        "**pool child private after the 100 MP JPEG**": busy["private"],
+        f"**pool child private after {len(photo_ids)} more 12 MP photos**": steady["private"],
+        "pool child PSS then": steady["pss"],
     }
 
 
-def measure_workers(revision: str, directory: Path) -> None:
-
-    from bench.upload_cpu import bench_database, drop_redis_prefix
+def measure_workers(revision: str, directory: Path, photos: int) -> None:
+    from bench.upload_cpu import bench_database, drop_redis_prefix, photo_jpeg
     from bench.worker_overhead import upload_assets
     from core.settings import Settings
     from tests.processes import settings_env
@@ -195,6 +228,7 @@ def measure_workers(revision: str, directory: Path) -> None:
     rgb[..., 0], rgb[..., 1], rgb[..., 2] = x % 256, y % 256, (x + y) % 256
     _save(Image.fromarray(rgb, "RGB"), jpeg)
     del rgb
+    photo = photo_jpeg()
     before = export(revision, directory / "before")
     with bench_database() as url:
         prefix = f"{Path(url).name}:"
@@ -208,14 +242,17 @@ def measure_workers(revision: str, directory: Path) -> None:
         try:
             columns = {}
             for name, source in ((f"before ({revision[:7]})", before), ("after", ROOT)):
-                [asset_id] = upload_assets(settings, 1, [jpeg.read_bytes()])
-                columns[name] = worker_memory(source, env, asset_id, settings, directory / f"{name[:6]}.log")
+                [jpeg_id] = upload_assets(settings, 1, [jpeg.read_bytes()])
+                photo_ids = upload_assets(settings, photos, [photo])
+                log = directory / f"{name[:6]}.log"
+                columns[name] = worker_memory(source, env, jpeg_id, photo_ids, settings, log)
         finally:
             drop_redis_prefix(redis_url, prefix)
     names = list(columns)
-    print("\nA real images worker (-c 1), MiB:\n")
+    print("\nA real images worker (-c 1), MiB. In bold what one more pool child costs the machine: its")
+    print("private pages (RSS and PSS count pages it shares with the main process and its siblings).\n")
     print(f"| | {' | '.join(names)} |")
-    print("|---|" + "---|" * len(names))
+    print("|---|" + "---:|" * len(names))
     for row in columns[names[0]]:
         print(f"| {row} | {' | '.join(f'{columns[name][row]:.0f}' for name in names)} |")
 
@@ -229,6 +266,7 @@ def main() -> None:
     parser.add_argument("--before", help="git revision to compare against (default: merge-base with main)")
     parser.add_argument("--ceiling-mb", type=float, default=512.0)
     parser.add_argument("--worker", action="store_true", help="measure a real prefork worker instead")
+    parser.add_argument("--photos", type=int, default=30, help="--worker: 12 MP photos after the 100 MP JPEG")
     parser.add_argument("--peak", nargs=2, metavar=("SOURCE", "PATH"), help=argparse.SUPPRESS)
     parser.add_argument("--imports", metavar="SOURCE", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -241,7 +279,7 @@ def main() -> None:
     started = time.perf_counter()
     if args.worker:
         with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
-            measure_workers(args.before or _git("merge-base", "HEAD", "main"), Path(tmp))
+            measure_workers(args.before or _git("merge-base", "HEAD", "main"), Path(tmp), args.photos)
         print(f"\ntotal {time.perf_counter() - started:.0f} s")
         return
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:

@@ -8,15 +8,17 @@ a temporary directory: a 10000x10000 16-bit greyscale PNG, a 10000x10000 (100 MP
 JPEG, and a 12 MP RGBA PNG.
 
 With `--worker`, the same before/after pair is measured in a real prefork worker instead
-(`celery -A workers.app worker -Q images -c 1`, on a temporary database, Redis and local disk): the
-worker's main process and its pool child after start-up (VmRSS; the child's PSS and its private pages,
-which are what one more child adds), the child's peak (VmHWM) and private pages once it has rendered a
-100 MP JPEG, and its private pages again after `--photos` 12 MP photos. Beside it, a fresh interpreter
-that only imports the worker app and its tasks (VmRSS), and a child forked from that interpreter as the
-pool forks one, whose private pages are read after a full garbage collection: the copy a child's first
-full collection makes of the main process's objects, which a long-lived child meets sooner or later.
+(`celery -A workers.app worker -Q images -c 2`, the Procfile's two children, `--pool` to change it, on a
+temporary database, Redis and local disk): the worker's main process and its children after start-up
+(VmRSS; each child's PSS and its private pages, which are what one more child adds), the peak (VmHWM) and
+private pages of the child that rendered a 100 MP JPEG, and the children's private pages again after
+`--photos` 12 MP photos. Beside it, a fresh interpreter that only imports the worker app and its tasks
+(VmRSS), and a child forked from that interpreter as the pool forks one, whose private pages are read
+after a full garbage collection: the copy a child's first full collection makes of the main process's
+objects, which a long-lived child meets sooner or later.
 
-    .venv/bin/python bench/memory.py [--before REVISION] [--ceiling-mb 512] [--worker [--photos 30]]
+    .venv/bin/python bench/memory.py [--before REVISION] [--ceiling-mb 512]
+    .venv/bin/python bench/memory.py --worker [--before REVISION] [--photos 30] [--pool 2]
 """
 
 from __future__ import annotations
@@ -142,10 +144,10 @@ def imports_child(source: Path) -> None:
 
 
 def worker_memory(
-    source: Path, env: dict[str, str], jpeg_id: str, photo_ids: list[str], settings, log: Path
-) -> dict[str, float]:
-    """Memory of a real images worker running the code in `source`: idle, after rendering the 100 MP
-    JPEG `jpeg_id`, then after the ordinary photos `photo_ids`."""
+    source: Path, env: dict[str, str], jpeg_id: str, photo_ids: list[str], settings, log: Path, pool: int
+) -> dict[str, str]:
+    """Memory of a real images worker running the code in `source` with `pool` children: idle, after one
+    of them rendered the 100 MP JPEG `jpeg_id`, then after the ordinary photos `photo_ids`."""
     from core import taskqueue
     from tests.processes import BIN, wait_until
     from tests.workers.rendition_support import asset
@@ -161,7 +163,7 @@ def worker_memory(
     if imported.returncode:
         raise RuntimeError(imported.stderr[-2000:])
     name = f"bench-{time.monotonic_ns()}@%h"
-    command = [str(BIN / "celery"), "-A", "workers.app", "worker", "-Q", "images", "-c", "1", "-E",
+    command = [str(BIN / "celery"), "-A", "workers.app", "worker", "-Q", "images", "-c", str(pool), "-E",
                "--without-mingle", "--without-gossip", "-l", "warning", "-n", name]  # fmt: skip
     from models.db import make_engine, make_sessionmaker
 
@@ -184,36 +186,41 @@ def worker_memory(
     with log.open("wb") as out:
         worker = subprocess.Popen(command, env=env, cwd=source, stdout=out, stderr=subprocess.STDOUT)
         try:
-            children = f"/proc/{worker.pid}/task/{worker.pid}/children"
-            wait_until(lambda: Path(children).read_text().split(), timeout=60)
-            time.sleep(3)  # settled: the child has run its start-up hooks
-            child = int(Path(children).read_text().split()[0])
-            idle, main = process_memory(child), process_memory(worker.pid)
+            listed = Path(f"/proc/{worker.pid}/task/{worker.pid}/children")
+            wait_until(lambda: len(listed.read_text().split()) == pool, timeout=60)
+            time.sleep(3)  # settled: the children have run their start-up hooks
+            children = sorted(int(pid) for pid in listed.read_text().split())  # in the order of their forks
+            idle, main = [process_memory(child) for child in children], process_memory(worker.pid)
             render([jpeg_id])
-            busy = process_memory(child)
+            busy = [process_memory(child) for child in children]
+            rendered = max(range(pool), key=lambda i: busy[i]["hwm"] - idle[i]["hwm"])
             render(photo_ids)
-            if int(Path(children).read_text().split()[0]) != child:
-                raise RuntimeError("the pool child was replaced while it was measured")
-            steady = process_memory(child)
+            if sorted(int(pid) for pid in listed.read_text().split()) != children:
+                raise RuntimeError("a pool child was replaced while it was measured")
+            steady = [process_memory(child) for child in children]
         finally:
             worker.terminate()
             worker.wait(timeout=60)
             engine.dispose()
+
+    def each(readings: list[dict[str, float]], field: str) -> str:
+        return " / ".join(f"{reading[field]:.0f}" for reading in readings)
+
     return {
-        "imports only (fresh interpreter) VmRSS": float(imported.stdout.split()[-2]),
-        "**a fork of it, private after a full collection**": float(imported.stdout.split()[-1]),
-        "main process VmRSS": main["rss"],
-        "pool child VmRSS after start": idle["rss"],
-        "pool child PSS after start": idle["pss"],
-        "**pool child private after start**": idle["private"],
-        "**pool child peak (VmHWM), 100 MP JPEG**": busy["hwm"],
-        "**pool child private after the 100 MP JPEG**": busy["private"],
-        f"**pool child private after {len(photo_ids)} more 12 MP photos**": steady["private"],
-        "pool child PSS then": steady["pss"],
+        "imports only (fresh interpreter) VmRSS": f"{float(imported.stdout.split()[-2]):.0f}",
+        "**a fork of it, private after a full collection**": f"{float(imported.stdout.split()[-1]):.0f}",
+        "main process VmRSS": f"{main['rss']:.0f}",
+        "pool children VmRSS after start": each(idle, "rss"),
+        "pool children PSS after start": each(idle, "pss"),
+        "**pool children private after start**": each(idle, "private"),
+        "**peak (VmHWM) of the child that rendered the 100 MP JPEG**": f"{busy[rendered]['hwm']:.0f}",
+        "**that child's private after it**": f"{busy[rendered]['private']:.0f}",
+        f"**pool children private after {len(photo_ids)} more 12 MP photos**": each(steady, "private"),
+        "pool children PSS then": each(steady, "pss"),
     }
 
 
-def measure_workers(revision: str, directory: Path, photos: int) -> None:
+def measure_workers(revision: str, directory: Path, photos: int, pool: int) -> None:
     from bench.upload_cpu import bench_database, drop_redis_prefix, photo_jpeg
     from bench.worker_overhead import upload_assets
     from core.settings import Settings
@@ -245,16 +252,16 @@ def measure_workers(revision: str, directory: Path, photos: int) -> None:
                 [jpeg_id] = upload_assets(settings, 1, [jpeg.read_bytes()])
                 photo_ids = upload_assets(settings, photos, [photo])
                 log = directory / f"{name[:6]}.log"
-                columns[name] = worker_memory(source, env, jpeg_id, photo_ids, settings, log)
+                columns[name] = worker_memory(source, env, jpeg_id, photo_ids, settings, log, pool)
         finally:
             drop_redis_prefix(redis_url, prefix)
     names = list(columns)
-    print("\nA real images worker (-c 1), MiB. In bold what one more pool child costs the machine: its")
-    print("private pages (RSS and PSS count pages it shares with the main process and its siblings).\n")
+    print(f"\nA real images worker (-c {pool}), MiB; children in the order they were forked. In bold what")
+    print("one more child costs the machine: its private pages (RSS and PSS count the pages it shares).\n")
     print(f"| | {' | '.join(names)} |")
     print("|---|" + "---:|" * len(names))
     for row in columns[names[0]]:
-        print(f"| {row} | {' | '.join(f'{columns[name][row]:.0f}' for name in names)} |")
+        print(f"| {row} | {' | '.join(columns[name][row] for name in names)} |")
 
 
 def _git(*args: str) -> str:
@@ -267,6 +274,7 @@ def main() -> None:
     parser.add_argument("--ceiling-mb", type=float, default=512.0)
     parser.add_argument("--worker", action="store_true", help="measure a real prefork worker instead")
     parser.add_argument("--photos", type=int, default=30, help="--worker: 12 MP photos after the 100 MP JPEG")
+    parser.add_argument("--pool", type=int, default=2, help="--worker: pool children (the Procfile's 2)")
     parser.add_argument("--peak", nargs=2, metavar=("SOURCE", "PATH"), help=argparse.SUPPRESS)
     parser.add_argument("--imports", metavar="SOURCE", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -279,7 +287,8 @@ def main() -> None:
     started = time.perf_counter()
     if args.worker:
         with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
-            measure_workers(args.before or _git("merge-base", "HEAD", "main"), Path(tmp), args.photos)
+            revision = args.before or _git("merge-base", "HEAD", "main")
+            measure_workers(revision, Path(tmp), args.photos, args.pool)
         print(f"\ntotal {time.perf_counter() - started:.0f} s")
         return
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:

@@ -300,3 +300,26 @@ def test_wide_and_alpha_images_are_never_converted_whole(mode: str, monkeypatch:
     images._shrunk(img, 1600, Image.Resampling.BILINEAR)
 
     assert converted and max(converted) <= img.width * img.height // 4
+
+
+def test_a_photos_preview_is_resized_whole_and_a_larger_one_in_bands_that_match_it(monkeypatch) -> None:
+    from workers.media import color
+
+    img = _wide_or_alpha("RGB", 2000, 1500)
+    box = (0, 0, 2000, 1500)
+    calls = []
+    original = Image.Image.resize
+
+    def recording(self, size, *args, **kwargs):
+        calls.append(size)
+        return original(self, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", recording)
+    whole = color._resized_in_strips(img, (1600, 1200), Image.Resampling.BILINEAR, box)
+    assert calls == [(1600, 1200)]  # 1600 x 1500 x 4 bytes (9.6 MB) is under the limit: one resize
+
+    calls.clear()
+    monkeypatch.setattr(color, "_UNBANDED_BYTES", 1600 * 1500 * 4 - 1)
+    banded = color._resized_in_strips(img, (1600, 1200), Image.Resampling.BILINEAR, box)
+    assert len(calls) > 1 and all(width == 1600 for width, _ in calls)
+    assert np.array_equal(np.asarray(banded), np.asarray(whole)) or psnr(banded, whole) >= 50

@@ -37,7 +37,7 @@ from models.tables import Asset  # noqa: E402
 from tests.processes import BIN, settings_env  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-# Pool settings by name: extra options of the worker's command line (the Procfile's is `c2`).
+# Pool settings by name: extra options of the worker's command line (the Procfile's on 2 cores is `c3`).
 SETTINGS = {
     "c2": ["--concurrency", "2"],
     "c3": ["--concurrency", "3"],

@@ -65,25 +65,23 @@ class _Parts:
         self.form: MultiDict = MultiDict()
         self.file: BinaryIO | None = None
         self.file_bytes = 0
-        self.files = 0
-        self._field: bytearray | None = None
-        self._writing = False
+        self._writing: BinaryIO | None = None  # the spool, while the file part's bytes arrive
+        self._field: bytearray | None = None  # a form field's bytes, while they arrive
 
     def start(self, segment: MultipartSegment) -> None:
         if segment.filename is None:
             self._field = bytearray()
-            return
-        self.files += 1
-        if segment.name != FILE_PART or self.file is not None:
+        elif segment.name != FILE_PART or self.file is not None:
             raise BadRequest("Send exactly one file, in the part named `file`.")
-        self.file, self._writing = self.new_spool(), True
+        else:
+            self.file = self._writing = self.new_spool()
 
     def data(self, chunk: bytes) -> None:
-        if self._writing:
+        if self._writing is not None:
             self.file_bytes += len(chunk)
             if self.file_bytes > self.max_file_bytes:
                 raise PayloadTooLarge(f"The file exceeds the plan's {self.max_file_bytes} bytes per file.")
-            self.file.write(chunk)  # type: ignore[union-attr]  # _writing means the spool exists
+            self._writing.write(chunk)
         elif self._field is not None:
             self._field += chunk
             if len(self._field) > FIELD_BYTES:
@@ -92,21 +90,23 @@ class _Parts:
     def end(self, segment: MultipartSegment) -> None:
         if self._field is not None:
             self.form.add(segment.name or "", self._field.decode(segment.charset or "utf-8", "replace"))
-        self._field, self._writing = None, False
+        self._field = self._writing = None
 
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
 
 
-def _read_parts(parts: _Parts, max_file_bytes: int) -> None:
+def _read_parts(parts: _Parts) -> BinaryIO:
+    """Parse the request's body into `parts`; the file part's spool, or the refusal."""
     if request.mimetype != "multipart/form-data" or not request.mimetype_params.get("boundary"):
         raise BadRequest("Send multipart/form-data with a `file` part.")
+    limit = parts.max_file_bytes + FORM_OVERHEAD_BYTES
     declared = request.content_length
-    if declared is not None and declared > max_file_bytes + FORM_OVERHEAD_BYTES:
-        raise PayloadTooLarge(f"The file exceeds the plan's {max_file_bytes} bytes per file.")
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"The file exceeds the plan's {parts.max_file_bytes} bytes per file.")
     # Bounds a chunked body too: the stream stops (413) past this, whatever the parts claim.
-    request.max_content_length = max_file_bytes + FORM_OVERHEAD_BYTES
+    request.max_content_length = limit
     segment: MultipartSegment | None = None
     try:
         parser = PushMultipartParser(
@@ -132,8 +132,9 @@ def _read_parts(parts: _Parts, max_file_bytes: int) -> None:
         raise PayloadTooLarge("The request body or one of its fields is too large.") from None
     except MultipartError:
         raise BadRequest("The multipart body is malformed.") from None
-    if parts.files != 1 or parts.file is None:
+    if parts.file is None:
         raise BadRequest("Send exactly one file, in the part named `file`.")
+    return parts.file
 
 
 @contextmanager
@@ -142,10 +143,9 @@ def receive_upload(max_file_bytes: int, new_spool: Callable[[], BinaryIO]) -> It
     the limit. The spool is closed when the block ends."""
     parts = _Parts(new_spool, max_file_bytes)
     try:
-        _read_parts(parts, max_file_bytes)
-        assert parts.file is not None  # _read_parts refuses a body without one
-        parts.file.seek(0)
-        yield ReceivedUpload(file=parts.file, size=parts.file_bytes, form=parts.form)
+        file = _read_parts(parts)
+        file.seek(0)
+        yield ReceivedUpload(file=file, size=parts.file_bytes, form=parts.form)
     finally:
         parts.close()
 

@@ -348,6 +348,47 @@ def test_a_form_field_too_large_to_buffer_is_refused_with_413_and_nothing_stored
     assert leftovers(app, session, "user_big_field") == ([], 0, 0)
 
 
+def _part(name: str, content: bytes, filename: str | None = None) -> bytes:
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    return f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content + b"\r\n"
+
+
+BOUNDARY = "iskra-test-boundary"
+PHOTO = good_jpeg(16, 16)
+CLOSE = f"--{BOUNDARY}--\r\n".encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "type_"),
+    [
+        (_part("metadata", b"{}") + CLOSE, None, 400, "bad-request"),  # no file at all
+        (_part("file", PHOTO, "a.jpg") + _part("file", PHOTO, "b.jpg") + CLOSE, None, 400, "bad-request"),
+        (_part("photo", PHOTO, "a.jpg") + CLOSE, None, 400, "bad-request"),  # the file under another name
+        (_part("file", PHOTO, "a.jpg")[:-40], None, 400, "bad-request"),  # cut off before its end
+        (b"no boundary anywhere", None, 400, "bad-request"),
+        (_part("file", PHOTO, "a.jpg") + CLOSE, "multipart/form-data", 400, "bad-request"),  # no boundary
+        (b'{"file": "x"}', "application/json", 400, "bad-request"),
+        (b"".join(_part(f"f{i}", b"x") for i in range(9)) + _part("file", PHOTO, "a.jpg") + CLOSE,
+         None, 413, "payload-too-large"),  # more parts than a form has
+        (f"--{BOUNDARY}\r\nX-Padding: {'x' * 5000}\r\n".encode() + b"\r\n" + PHOTO + b"\r\n" + CLOSE,
+         None, 413, "payload-too-large"),  # a part header longer than any browser sends
+    ],
+    ids=["no-file", "two-files", "wrong-name", "truncated", "no-parts", "no-boundary", "json",
+         "too-many-parts", "huge-header"],
+)  # fmt: skip
+def test_a_body_that_is_not_one_file_in_a_well_formed_form_is_refused_and_stores_nothing(
+    client, auth_header, app, session, body, content_type, status, type_
+):
+    content_type = content_type or f"multipart/form-data; boundary={BOUNDARY}"
+
+    response = client.post(
+        "/v1/assets", data=body, headers=auth_header("user_bad_form"), content_type=content_type
+    )
+
+    assert_problem(response, status, type_)
+    assert leftovers(app, session, "user_bad_form") == ([], 0, 0)
+
+
 def test_an_upload_that_does_not_fit_the_quota_is_refused_with_507_and_stores_nothing(
     client, auth_header, session, app
 ):

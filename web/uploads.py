@@ -18,7 +18,6 @@ from flask import request
 from multipart import MultipartError, MultipartSegment, ParserLimitReached, PushMultipartParser
 from pydantic import ValidationError
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from models.errors import (
     BadRequest,
@@ -105,8 +104,6 @@ def _read_parts(parts: _Parts) -> BinaryIO:
     declared = request.content_length
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"The file exceeds the plan's {parts.max_file_bytes} bytes per file.")
-    # Bounds a chunked body too: the stream stops (413) past this, whatever the parts claim.
-    request.max_content_length = limit
     segment: MultipartSegment | None = None
     try:
         parser = PushMultipartParser(
@@ -115,9 +112,9 @@ def _read_parts(parts: _Parts) -> BinaryIO:
             max_segment_count=MAX_PARTS,
         )
         with parser:
-            stream = request.stream
+            chunks = _body(declared, limit)
             while not parser.closed:
-                chunk = stream.read(READ_BYTES)
+                chunk = next(chunks, b"")
                 for event in parser.parse(chunk):
                     if isinstance(event, MultipartSegment):
                         segment = event
@@ -128,13 +125,34 @@ def _read_parts(parts: _Parts) -> BinaryIO:
                         parts.end(segment)
                 if not chunk:
                     break
-    except (RequestEntityTooLarge, ParserLimitReached):
+    except ParserLimitReached:
         raise PayloadTooLarge("The request body or one of its fields is too large.") from None
     except MultipartError:
         raise BadRequest("The multipart body is malformed.") from None
     if parts.file is None:
         raise BadRequest("Send exactly one file, in the part named `file`.")
     return parts.file
+
+
+def _body(declared: int | None, limit: int) -> Iterator[bytes]:
+    """The request body a MiB at a time, straight from the server's stream (werkzeug's wrapper around it
+    copies every chunk twice more), to `declared` bytes or, chunked, to its end; 413 past `limit` bytes."""
+    environ = request.environ
+    if declared is None and not environ.get("wsgi.input_terminated"):
+        return  # neither a length nor a chunked body: no body (WSGI forbids reading past the end)
+    stream, received = environ["wsgi.input"], 0
+    while declared is None or received < declared:
+        wanted = READ_BYTES if declared is None else min(READ_BYTES, declared - received)
+        try:
+            chunk = stream.read(wanted)
+        except (OSError, ValueError):  # the connection broke (as werkzeug's own stream treats it)
+            chunk = b""
+        if not chunk:
+            return  # the client stopped early: the parser finds the body incomplete
+        received += len(chunk)
+        if received > limit:  # a chunked body; a declared length was checked before the first byte
+            raise PayloadTooLarge("The request body or one of its fields is too large.")
+        yield chunk
 
 
 @contextmanager

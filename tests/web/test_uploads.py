@@ -239,6 +239,34 @@ def test_a_chunked_file_over_the_plan_limit_is_refused_while_streaming(auth_head
     assert leftovers(app, session, "user_chunked") == ([], 0, 0)
 
 
+def test_a_client_that_drops_the_connection_mid_body_gets_400_and_nothing_is_stored(
+    auth_header, app, session
+):
+    boundary = "iskraboundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+
+    def body():
+        yield head + good_jpeg(16, 16)
+        raise ConnectionResetError("client went away")
+
+    environ = EnvironBuilder(
+        "/v1/assets",
+        method="POST",
+        headers=auth_header("user_dropped"),
+        content_type=f"multipart/form-data; boundary={boundary}",
+    ).get_environ()
+    environ.update({"CONTENT_LENGTH": str(5 * MIB), "wsgi.input": _IterStream(body())})
+
+    app_iter, status, _ = run_wsgi_app(app, environ)
+    problem = json.loads(b"".join(app_iter))
+
+    assert status.startswith("400") and problem["type"] == "bad-request"
+    assert leftovers(app, session, "user_dropped") == ([], 0, 0)
+
+
 class _IterStream(io.RawIOBase):
     """A readable stream over an iterator of chunks, without a length (like a chunked request body)."""
 

@@ -59,6 +59,20 @@ def worker_command(queues: str, concurrency: int = 1, pool: str = "prefork") -> 
     ]  # fmt: skip
 
 
+def pool_children(worker_pid: int) -> list[int]:
+    """A prefork worker's pool processes: its children that are forks of it (the same command line), not
+    a short-lived program it runs (Python's `platform` runs `uname -p` while the worker starts)."""
+    own = Path(f"/proc/{worker_pid}/cmdline").read_bytes()
+    pool = []
+    for pid in Path(f"/proc/{worker_pid}/task/{worker_pid}/children").read_text().split():
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes() == own:
+                pool.append(int(pid))
+        except OSError:
+            continue  # it ended meanwhile
+    return sorted(pool)
+
+
 def worker_app_facts(settings: Settings, expression: str) -> object:
     """`expression`, evaluated as JSON in a fresh process that loaded the worker app `w` and its tasks."""
     load = "import json, workers.app as w; w.app.loader.import_default_modules()"

@@ -13,7 +13,7 @@ from sqlalchemy.orm import sessionmaker
 from core import taskqueue
 from models.storage import make_storage
 from models.tables import Asset
-from tests.processes import running, settings_env, wait_until, worker_command
+from tests.processes import pool_children, running, settings_env, wait_until, worker_command
 from tests.workers.media import hostile_media as media
 from tests.workers.rendition_support import add_asset, asset, open_webp, remove_committed, rendition_keys
 from workers.images import render_image_asset
@@ -68,12 +68,6 @@ def test_a_hostile_file_fails_with_its_code_and_a_good_file_still_finishes_after
     assert asset(sessions, good).status == "ready"
 
 
-def pool_processes(worker_pid: int) -> list[int]:
-    """The pids of a prefork worker's pool processes (its children)."""
-    children = Path(f"/proc/{worker_pid}/task/{worker_pid}/children").read_text().split()
-    return sorted(int(pid) for pid in children)
-
-
 def outcomes(sessions: sessionmaker, asset_ids: list[str]) -> dict[str, tuple[str, str | None]] | None:
     """Each asset's (status, error) once every one of them is ready or failed; None before that."""
     with sessions() as session:
@@ -103,7 +97,7 @@ def test_one_worker_process_fails_every_hostile_file_then_finishes_good_ones(set
         with running(
             worker_command("images,videos"), settings_env(settings), tmp_path / "worker.log"
         ) as worker:
-            pool = wait_until(lambda: pool_processes(worker.pid), timeout=30)
+            pool = wait_until(lambda: pool_children(worker.pid), timeout=30)
             client = taskqueue.make_client(settings)
             for asset_id, (type, _code) in hostile.items():
                 taskqueue.send(client, NAMES[type], asset_id)
@@ -113,7 +107,7 @@ def test_one_worker_process_fails_every_hostile_file_then_finishes_good_ones(set
             finished = wait_until(
                 lambda: outcomes(committed, [good_image, good_video]), timeout=60, interval=0.25
             )
-            assert pool_processes(worker.pid) == pool
+            assert pool_children(worker.pid) == pool
         assert failed == {asset_id: ("failed", code) for asset_id, (_type, code) in hostile.items()}
         assert finished == dict.fromkeys([good_image, good_video], ("ready", None))
         assert open_webp(storage, asset(committed, good_image).thumbnail_key).size == (400, 300)

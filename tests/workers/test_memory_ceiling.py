@@ -11,7 +11,7 @@ from PIL import Image
 
 from core import taskqueue
 from models.tables import Asset
-from tests.processes import running, settings_env, wait_until, worker_command
+from tests.processes import pool_children, running, settings_env, wait_until, worker_command
 from tests.workers.media.hostile_media import good_jpeg
 from tests.workers.rendition_support import add_asset, asset, committed_assets
 
@@ -62,11 +62,6 @@ def _finished(settings, sessions, asset_id: str) -> Asset:
     return asset(sessions, asset_id)
 
 
-def _pool_children(pid: int) -> list[int]:
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(child) for child in children]
-
-
 def _peak_resident(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(status.split("VmHWM:")[1].split()[0]) * 1024
@@ -78,7 +73,7 @@ def test_an_image_worker_child_stays_under_the_ceiling_on_16_bit_rgba_and_100_mp
     sessions, storage, created = committed
     ceiling = settings.worker_memory_limit_mb * MIB
     with running(worker_command("images"), settings_env(settings), tmp_path / "worker.log") as worker:
-        children = wait_until(lambda: _pool_children(worker.pid))
+        children = wait_until(lambda: pool_children(worker.pid))
         for label, (content, ext) in large_inputs.items():
             asset_id = add_asset(sessions, storage, content, ext=ext, user_id=USER)
             created.append(asset_id)
@@ -87,7 +82,7 @@ def test_an_image_worker_child_stays_under_the_ceiling_on_16_bit_rgba_and_100_mp
 
             assert (label, row.status, row.error) == (label, "ready", None)
             # A child past worker_max_memory_per_child (the ceiling) would be replaced after its task.
-            assert (label, _pool_children(worker.pid)) == (label, children)
+            assert (label, pool_children(worker.pid)) == (label, children)
             peaks = [_peak_resident(child) for child in children]
             assert max(peaks) < ceiling, (label, [peak // MIB for peak in peaks])
 

@@ -17,9 +17,13 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # slow upload holds no database connection either.
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", "32"))
-# A worker accepts no more connections than it has threads: whatever it accepted is served at once, and
-# the rest wait in the listen backlog for a worker with a free thread instead of behind a slow upload.
-worker_connections = threads
+# A worker accepts about as many connections as it has threads: whatever it accepted is served at once, and
+# the rest wait in the listen backlog for a worker with a free thread instead of behind a slow upload. The
+# few beyond the threads are for idle keep-alive connections: gunicorn keeps a connection open after its
+# response only while fewer than `worker_connections - threads` are kept, so with none it closed every
+# connection and each request paid for a new one (~2.5 ms of API CPU per upload, bench/upload_cpu.py).
+keepalive_connections = max(4, threads // 4)
+worker_connections = threads + keepalive_connections
 # On SIGTERM the master stops accepting and gives in-flight requests this long before killing workers.
 graceful_timeout = 30
 # With threads this is the worker's heartbeat (its main loop checks in every second), not a request

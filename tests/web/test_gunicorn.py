@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import signal
@@ -117,6 +118,28 @@ def _remove(engine, settings, redis_client, user_id: str) -> None:
     for asset_id, key in assets:
         storage.delete(key)
         take(redis_client, settings, "images", taskqueue.MAKE_IMAGE_RENDITIONS, str(asset_id))
+
+
+def test_a_client_keeps_its_connection_for_the_next_request(settings, tmp_path):
+    port = _free_port()
+    env = {**settings_env(settings), "WEB_CONCURRENCY": "1"}
+    command = [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
+               "web.wsgi:app_from_environment()"]  # fmt: skip
+    with running(command, env, tmp_path / "gunicorn.log"):
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/livez"), timeout=30)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        answers = []
+        for _ in range(3):
+            connection.request("GET", "/livez")
+            response = connection.getresponse()
+            response.read()
+            answers.append((response.status, response.getheader("Connection"), connection.sock is not None))
+        connection.close()
+        log = (tmp_path / "gunicorn.log").read_text()
+
+    # Kept open after each response (HTTP/1.1's default), not closed for the next request to reconnect.
+    assert answers == [(200, "keep-alive", True)] * 3
+    assert "No keepalived connections can be handled" not in log
 
 
 def test_a_plain_gunicorn_start_without_a_signing_secret_refuses_to_boot_and_says_why(settings, tmp_path):

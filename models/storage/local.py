@@ -178,7 +178,7 @@ def _modified(stat: os.stat_result) -> datetime:
 
 
 def _unnamed_file(directory: Path) -> BinaryIO:
-    """A file in `directory`'s file system that has no name until `_link_unnamed` gives it one: nothing is
+    """A file in `directory`'s file system that has no name until `_link` gives it one: nothing is
     left behind by a crash. A plain temp file where the file system has no O_TMPFILE (it is then copied)."""
     try:
         # Without O_EXCL (which tempfile.TemporaryFile sets): an O_EXCL unnamed file can never be linked.

@@ -33,9 +33,8 @@ def test_the_thresholds_are_applied_on_glibc(monkeypatch):
     ]
 
 
-def test_a_c_library_without_mallopt_is_left_alone(monkeypatch):
-    monkeypatch.setattr(malloc.ctypes.util, "find_library", lambda _name: "libdoes-not-exist.so.0")
-    assert malloc.keep_large_buffers() is False
+def test_a_c_library_without_mallopt_is_left_alone():
+    assert malloc.keep_large_buffers("libdoes-not-exist.so.0") is False
 
 
 def test_every_forked_api_worker_applies_them(monkeypatch, tmp_path):
@@ -54,6 +53,6 @@ def test_every_forked_api_worker_applies_them(monkeypatch, tmp_path):
 def _restore_defaults():
     yield
     # Back to glibc's defaults for the rest of the test process (a threshold of 128 KiB, trim 128 KiB).
-    libc = malloc.ctypes.CDLL(malloc.ctypes.util.find_library("c"))
+    libc = malloc.ctypes.CDLL(None)
     libc.mallopt(malloc.M_MMAP_THRESHOLD, 128 * 1024)
     libc.mallopt(malloc.M_TRIM_THRESHOLD, 128 * 1024)

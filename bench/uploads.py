@@ -67,9 +67,8 @@ def _bench_routes(app) -> None:
 
     from core.settings import media_limits
     from models.asset_lifecycle import create_upload
-    from models.assets import extension_for
     from models.plans import get_plan
-    from models.storage.keys import original_key
+    from models.storage.keys import extension_for, original_key
     from models.storage.staging import put_then_record
     from models.users import ensure_user
     from web.auth import bearer_token

@@ -25,25 +25,6 @@ from models.tables import Asset, PendingDeletion, User
 log = structlog.get_logger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# File extensions of originals by sniffed type; keys carry them so downloads open in the right app.
-EXTENSIONS = {
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "image/gif": "gif",
-    "image/webp": "webp",
-    "image/bmp": "bmp",
-    "image/tiff": "tiff",
-    "video/mp4": "mp4",
-    "video/quicktime": "mov",
-    "video/webm": "webm",
-    "video/mpeg": "mpg",
-    "video/mp2t": "ts",
-    "video/x-msvideo": "avi",
-}
-
-
-def extension_for(mime_type: str) -> str:
-    return EXTENSIONS.get(mime_type, "bin")
 
 
 def get_owned_asset(session: Session, user_id: str, asset_id: str, *, for_update: bool = False) -> Asset:

@@ -14,9 +14,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from models.assets import extension_for
 from models.errors import NotFound
-from models.storage.keys import original_key, user_originals_prefix
+from models.storage.keys import extension_for, original_key, user_originals_prefix
 
 TICKET_SECONDS = 3600
 # Maintenance aborts uploads incomplete for 24 h; their records outlive them a little.

@@ -16,9 +16,8 @@ from core import taskqueue
 from core.netguard import FetchRefused
 from core.settings import media_limits
 from models.asset_lifecycle import ImportClaim, claim_import, fail_import, next_task, record_import
-from models.assets import extension_for
 from models.errors import QuotaExceeded, StorageError
-from models.storage.keys import original_key
+from models.storage.keys import extension_for, original_key
 from models.storage.staging import put_then_record
 from workers.context import WorkerContext, current
 from workers.fetch import FetchPolicy, download

@@ -10,6 +10,24 @@ ORIGINALS_PREFIX = "originals/"
 RENDITIONS_PREFIX = "renditions/"
 PROJECTS_PREFIX = "projects/"
 
+# File extensions of originals by sniffed type; keys carry them so downloads open in the right app. Every
+# rendition is WebP. A type missing here (HEIC, AVIF) is stored under `.bin` with its type beside it.
+EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "image/bmp": "bmp",
+    "image/tiff": "tiff",
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+    "video/mpeg": "mpg",
+    "video/mp2t": "ts",
+    "video/x-msvideo": "avi",
+}
+_TYPES = {extension: mime_type for mime_type, extension in EXTENSIONS.items()}
+
 # A segment never starts with "." so keys cannot reach ".." or the local backend's ".meta"/".tmp-" files.
 _KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
 _EXTENSION = re.compile(r"[a-z0-9]{1,10}")
@@ -37,6 +55,16 @@ def _checked(pattern: re.Pattern[str], value: str, what: str) -> str:
     if not pattern.fullmatch(value):
         raise ValueError(f"invalid {what}: {value!r}")
     return value
+
+
+def extension_for(mime_type: str) -> str:
+    return EXTENSIONS.get(mime_type, "bin")
+
+
+def implied_content_type(key: str) -> str | None:
+    """The content type `key`'s extension stands for (as `extension_for` made it), if any."""
+    name = key.rsplit("/", 1)[-1]
+    return _TYPES.get(name.rsplit(".", 1)[-1]) if "." in name else None
 
 
 def original_key(user_id: str, asset_id: uuid.UUID | str, ext: str, *, version: str = "") -> str:

@@ -1,4 +1,5 @@
-"""Local-disk storage: atomic writes, metadata in sidecars, downloads through HMAC-signed API paths."""
+"""Local-disk storage: atomic writes, a content type its key's extension does not say in a sidecar, downloads
+through HMAC-signed API paths."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import BinaryIO, cast
 from core.settings import DEV_PLACEHOLDER, Settings
 from models.errors import ObjectMissing, StorageError
 from models.storage.base import ObjectInfo
-from models.storage.keys import validate_key
+from models.storage.keys import implied_content_type, validate_key
 from models.storage.local_multipart import LocalMultipart, PartSigner
 from models.storage.signing import DownloadSigner
 
@@ -71,12 +72,16 @@ class LocalStorage(LocalMultipart):
         staged: Path | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            meta_path.parent.mkdir(parents=True, exist_ok=True)
             if not _synced_if_unnamed(stream):
                 staged = _stage(path.parent, _chunks(stream))
-            # Metadata lands first: once the object is visible, its metadata is already there.
-            meta = json.dumps({"content_type": content_type}).encode()
-            os.replace(_stage(meta_path.parent, iter([meta])), meta_path)
+            # Metadata lands first: once the object is visible, its metadata is already there. A key whose
+            # extension says its type (every rendition, most originals) needs none: one file and one fsync.
+            if content_type == implied_content_type(key):
+                meta_path.unlink(missing_ok=True)
+            else:
+                meta_path.parent.mkdir(parents=True, exist_ok=True)
+                meta = json.dumps({"content_type": content_type}).encode()
+                os.replace(_stage(meta_path.parent, iter([meta])), meta_path)
             if staged is None and not _link(stream, path):
                 staged = _stage(path.parent, _chunks(stream))  # a name already taken: replaced by a copy
             if staged is not None:
@@ -122,7 +127,8 @@ class LocalStorage(LocalMultipart):
         meta = self._read_meta(key)
         # Objects put before ETags were made from mtime and size keep the MD5 their sidecar recorded.
         etag = meta.get("etag") or _etag(stat)
-        return ObjectInfo(key, stat.st_size, etag, meta.get("content_type"), _modified(stat))
+        content_type = meta.get("content_type") or implied_content_type(key)
+        return ObjectInfo(key, stat.st_size, etag, content_type, _modified(stat))
 
     def _read_meta(self, key: str) -> dict:
         try:

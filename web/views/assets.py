@@ -12,12 +12,12 @@ from core import taskqueue
 from core.netguard import check_literal_host, parse_target
 from core.settings import media_limits
 from models.asset_lifecycle import create_import, create_upload, next_task
-from models.assets import Page, delete_asset, extension_for, get_owned_asset, get_owned_assets, list_assets
+from models.assets import Page, delete_asset, get_owned_asset, get_owned_assets, list_assets
 from models.plans import get_plan
 from models.presenters import present_asset
 from models.quota import check_not_full, room_of
 from models.reservations import settle
-from models.storage.keys import original_key
+from models.storage.keys import extension_for, original_key
 from models.storage.staging import put_then_record
 from models.tables import Asset
 from web.auth import current_identity, signed_in_user

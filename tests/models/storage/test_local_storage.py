@@ -26,10 +26,29 @@ def test_make_storage_builds_the_local_backend_under_the_configured_root(setting
     assert storage.root == settings.local_storage_root.resolve()
 
 
-def test_put_leaves_only_the_object_and_its_hidden_metadata(local: LocalStorage) -> None:
+def _files(local: LocalStorage) -> list[str]:
+    return sorted(p.relative_to(local.root).as_posix() for p in local.root.rglob("*") if p.is_file())
+
+
+def test_a_type_the_extension_says_needs_no_metadata_file(local: LocalStorage) -> None:
     local.put("a/b.webp", io.BytesIO(b"x"), content_type="image/webp")
-    files = sorted(p.relative_to(local.root).as_posix() for p in local.root.rglob("*") if p.is_file())
-    assert files == [".meta/a/b.webp.json", "a/b.webp"]
+    assert _files(local) == ["a/b.webp"]
+    assert local.head("a/b.webp").content_type == "image/webp"
+
+
+def test_a_type_the_extension_does_not_say_is_kept_in_hidden_metadata(local: LocalStorage) -> None:
+    local.put("a/b.bin", io.BytesIO(b"x"), content_type="image/heic")
+    local.put("a/c.jpg", io.BytesIO(b"x"), content_type="image/png")
+    assert _files(local) == [".meta/a/b.bin.json", ".meta/a/c.jpg.json", "a/b.bin", "a/c.jpg"]
+    types = [local.head(key).content_type for key in ("a/b.bin", "a/c.jpg")]
+    assert types == ["image/heic", "image/png"]
+
+
+def test_a_put_the_extension_describes_drops_an_earlier_put_s_metadata(local: LocalStorage) -> None:
+    local.put("a/c.jpg", io.BytesIO(b"x"), content_type="image/png")
+    local.put("a/c.jpg", io.BytesIO(b"y"), content_type="image/jpeg")
+    assert _files(local) == ["a/c.jpg"]
+    assert local.head("a/c.jpg").content_type == "image/jpeg"
 
 
 def test_a_spool_is_linked_into_place_without_a_copy(local: LocalStorage) -> None:
@@ -39,8 +58,7 @@ def test_a_spool_is_linked_into_place_without_a_copy(local: LocalStorage) -> Non
         local.put("a/spooled.jpg", spool, content_type="image/jpeg")
     assert local.path("a/spooled.jpg").stat().st_ino == inode
     assert local.path("a/spooled.jpg").read_bytes() == b"upload bytes"
-    files = sorted(p.relative_to(local.root).as_posix() for p in local.root.rglob("*") if p.is_file())
-    assert files == [".meta/a/spooled.jpg.json", "a/spooled.jpg"]
+    assert _files(local) == ["a/spooled.jpg"]
 
 
 def test_a_spool_never_put_leaves_nothing_behind(local: LocalStorage) -> None:
@@ -59,8 +77,8 @@ def test_a_named_file_is_copied_not_linked(local: LocalStorage, tmp_path: Path) 
 
 
 def test_delete_removes_the_metadata_too(local: LocalStorage) -> None:
-    local.put("a/b.webp", io.BytesIO(b"x"), content_type="image/webp")
-    local.delete("a/b.webp")
+    local.put("a/b.bin", io.BytesIO(b"x"), content_type="image/heic")
+    local.delete("a/b.bin")
     assert [p for p in local.root.rglob("*") if p.is_file()] == []
 
 

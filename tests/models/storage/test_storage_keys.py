@@ -74,3 +74,16 @@ def test_safe_keys_pass_validation_unchanged(key: str) -> None:
 def test_unsafe_keys_fail_validation(key: object) -> None:
     with pytest.raises(ValueError, match="invalid storage key"):
         keys.validate_key(key)  # type: ignore[arg-type]
+
+
+def test_a_keys_extension_implies_the_type_it_was_made_from() -> None:
+    asset_id = uuid.uuid4()
+    for mime_type in keys.EXTENSIONS:
+        key = keys.original_key("user_1", asset_id, keys.extension_for(mime_type))
+        assert keys.implied_content_type(key) == mime_type
+    assert keys.implied_content_type(keys.rendition_key(asset_id, "thumbnail")) == "image/webp"
+
+
+@pytest.mark.parametrize("key", ["originals/x/a.bin", "a/b", "a.dir/b", "a/b.JPG"])
+def test_a_key_without_a_known_extension_implies_no_type(key: str) -> None:
+    assert keys.implied_content_type(key) is None

@@ -36,6 +36,7 @@ import queue
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -647,20 +648,23 @@ def server_cpu(result: Result) -> float:
 def report(results: list[Result], header: list[str]) -> str:
     cores = os.cpu_count() or 1
     lines = [*header, ""]
-    lines.append("| contender | assets/s | each round | " + " | ".join(GROUPS) + " | all servers | client "
-                 f"| {cores} cores / all servers' CPU | the rest of the machine busy | failed |")  # fmt: skip
-    lines.append("|---|---:|---|" + "---:|" * (len(GROUPS) + 5))
+    lines.append("| contender | assets/s | each round | median round | " + " | ".join(GROUPS)
+                 + f" | all servers | client | {cores} cores / all servers' CPU "
+                 "| the rest of the machine busy | failed |")  # fmt: skip
+    lines.append("|---|---:|---|---:|" + "---:|" * (len(GROUPS) + 5))
     for r in results:
         cells = [f"{r.cpu[g] * 1000 / r.assets:.0f}" if g in r.cpu else "-" for g in GROUPS]
         total, client = server_cpu(r) * 1000 / r.assets, r.cpu["client"] * 1000 / r.assets
         lines.append(
-            f"| {r.name} | **{r.assets / r.seconds:.2f}** | {', '.join(f'{x:.2f}' for x in r.rates)} | "
+            f"| {r.name} | **{r.assets / r.seconds:.2f}** | {', '.join(f'{x:.2f}' for x in r.rates)} "
+            f"| {statistics.median(r.rates):.2f} | "
             + " | ".join(cells) + f" | **{total:.0f}** | {client:.1f} | {cores * 1000 / total:.2f}/s "
             f"| {r.others / r.seconds:.2f} cores | {r.failed} |"
         )  # fmt: skip
     lines += [
         "",
-        "assets/s: all rounds' assets over all rounds' seconds. CPU columns: milliseconds of CPU (user +",
+        "assets/s: all rounds' assets over all rounds' seconds; the median round is the rate of the middle",
+        "round(s), which one slow round cannot move. CPU columns: milliseconds of CPU (user +",
         "system) per asset, by process tree. The cores over all servers' CPU per asset is the rate the",
         "machine would allow if that work had every core to itself (a bound, not a measurement); the rest of",
         "the machine: CPU that other processes used during the runs, in cores.",
@@ -670,15 +674,18 @@ def report(results: list[Result], header: list[str]) -> str:
     theirs = [r for r in results if r.name.startswith("thumbor")]
     if mine and theirs:
         lines.append(
-            "| ours / thumbor | assets/s | all servers' CPU per asset | images worker CPU / thumbor CPU |"
+            "| ours / thumbor | assets/s | median rounds | all servers' CPU per asset "
+            "| images worker CPU / thumbor CPU |"
         )
-        lines.append("|---|---:|---:|---:|")
+        lines.append("|---|---:|---:|---:|---:|")
         for a in mine:
             for b in theirs:
                 rate = (a.assets / a.seconds) / (b.assets / b.seconds)
+                median = statistics.median(a.rates) / statistics.median(b.rates)
                 cpu = (server_cpu(a) / a.assets) / (server_cpu(b) / b.assets)
                 media = (a.cpu["images worker"] / a.assets) / (b.cpu["thumbor"] / b.assets)
-                lines.append(f"| {a.name} / {b.name} | **{rate:.2f}x** | {cpu:.2f}x | {media:.2f}x |")
+                ratios = f"**{rate:.2f}x** | **{median:.2f}x** | {cpu:.2f}x | {media:.2f}x"
+                lines.append(f"| {a.name} / {b.name} | {ratios} |")
         lines.append("")
     lines.append("| contender | measure | value |")
     lines.append("|---|---|---:|")
@@ -704,7 +711,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--uploads", type=int, default=len(INPUTS), help="the first N of the 50 photos")
     parser.add_argument("--concurrency", type=int, default=4, help="client connections, for every contender")
-    parser.add_argument("--rounds", type=int, default=2, help="every contender once a round, ABBA order")
+    parser.add_argument("--rounds", type=int, default=4, help="every contender once a round, ABBA order")
     parser.add_argument("--no-s3", action="store_true", help="skip the S3 (weed) runs of ours")
     parser.add_argument("--no-thumbor", action="store_true")
     parser.add_argument("--no-memory", action="store_true", help="skip the 100 MP JPEG after each run")

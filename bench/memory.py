@@ -8,7 +8,7 @@ a temporary directory: a 10000x10000 16-bit greyscale PNG, a 10000x10000 (100 MP
 JPEG, and a 12 MP RGBA PNG.
 
 With `--worker`, the same before/after pair is measured in a real prefork worker instead
-(`celery -A workers.app worker -Q images -c 2`, the Procfile's two children, `--pool` to change it, on a
+(`celery -A workers.app worker -Q images -c 2`, two children, `--pool` to change it, on a
 temporary database, Redis and local disk): the worker's main process and its children after start-up
 (VmRSS; each child's PSS and its private pages, which are what one more child adds), the peak (VmHWM) and
 private pages of the child that rendered a 100 MP JPEG, and the children's private pages again after
@@ -274,7 +274,7 @@ def main() -> None:
     parser.add_argument("--ceiling-mb", type=float, default=512.0)
     parser.add_argument("--worker", action="store_true", help="measure a real prefork worker instead")
     parser.add_argument("--photos", type=int, default=30, help="--worker: 12 MP photos after the 100 MP JPEG")
-    parser.add_argument("--pool", type=int, default=2, help="--worker: pool children (the Procfile's 2)")
+    parser.add_argument("--pool", type=int, default=2, help="--worker: pool children")
     parser.add_argument("--peak", nargs=2, metavar=("SOURCE", "PATH"), help=argparse.SUPPRESS)
     parser.add_argument("--imports", metavar="SOURCE", help=argparse.SUPPRESS)
     args = parser.parse_args()

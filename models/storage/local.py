@@ -1,5 +1,5 @@
-"""Local-disk storage: atomic writes, a content type its key's extension does not say in a sidecar, downloads
-through HMAC-signed API paths."""
+"""Local-disk storage: atomic writes, content types from key extensions (a hidden sidecar where the extension
+names none), downloads through HMAC-signed API paths."""
 
 from __future__ import annotations
 
